@@ -1,0 +1,92 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The folders under Sources/ show the architecture; imports point one way:
+// CLI → worker → domain and store → Duo client and Kafka → C bindings.
+let package = Package(
+    name: "duo-lifecycle",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "duo-lifecycle", targets: ["DuoLifecycleCLI"]),
+        .executable(name: "duo-lifecycle-bench", targets: ["DuoLifecycleBench"]),
+        .library(name: "Kafka", targets: ["Kafka"]),
+        .library(name: "DuoAdmin", targets: ["DuoAdmin"]),
+        .library(name: "DuoEmulator", targets: ["DuoEmulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C bindings over Debian's librdkafka-dev (2.0.x) or any newer librdkafka.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // The Swift Kafka layer: the only module that imports CRdKafka.
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Duo Admin API client: signing, typed models, paging, errors, retries, limits.
+        .target(
+            name: "DuoAdmin",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // A local Duo Admin API emulator (Hummingbird) that verifies Duo signatures.
+        .target(
+            name: "DuoEmulator",
+            dependencies: [
+                "DuoAdmin",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "DuoLifecycleCLI",
+            dependencies: [
+                "Kafka",
+                "DuoAdmin",
+                "DuoEmulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "DuoLifecycleBench",
+            dependencies: [
+                "Kafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator"]),
+    ]
+)

@@ -1,0 +1,121 @@
+import Logging
+
+/// Settings shared by every Kafka client.
+public struct KafkaClientConfiguration: Sendable {
+    /// `host:port` pairs of the bootstrap brokers. Default: `localhost:9092`.
+    public var bootstrapServers: [String] = ["localhost:9092"]
+    /// The `client.id` reported to brokers. Default: `duo-lifecycle`.
+    public var clientID: String = "duo-lifecycle"
+    /// How often librdkafka emits statistics, which become metrics (consumer lag among them).
+    /// `nil` turns statistics off. Default: 5 seconds.
+    public var statisticsInterval: Duration? = .seconds(5)
+    /// Any other librdkafka property, passed through unchanged, for example `security.protocol`,
+    /// `sasl.mechanisms`, `sasl.username` or `ssl.ca.location`. Default: empty.
+    public var additionalProperties: [String: String] = [:]
+
+    public init(bootstrapServers: [String] = ["localhost:9092"]) {
+        self.bootstrapServers = bootstrapServers
+    }
+
+    func properties() -> [String: String] {
+        var p: [String: String] = [
+            "bootstrap.servers": bootstrapServers.joined(separator: ","),
+            "client.id": clientID,
+            // Logs are served on the client's own poll thread, never on librdkafka's internal threads.
+            "log.queue": "true",
+        ]
+        if let statisticsInterval { p["statistics.interval.ms"] = String(statisticsInterval.milliseconds) }
+        return p
+    }
+}
+
+/// Settings of a ``KafkaProducer``.
+public struct KafkaProducerConfiguration: Sendable {
+    /// Settings shared with every client.
+    public var client: KafkaClientConfiguration
+    /// Idempotent delivery: no duplicates and no reordering on retries. Implies `acks=all`. Default: `true`.
+    public var enableIdempotence: Bool = true
+    /// How long librdkafka keeps trying to deliver a message before reporting it failed. Default: 300 s.
+    public var deliveryTimeout: Duration = .seconds(300)
+    /// How long messages wait to be batched together. Default: 5 ms.
+    public var linger: Duration = .milliseconds(5)
+    /// Compression codec: `none`, `gzip`, `snappy`, `lz4` or `zstd`. Default: `none`.
+    public var compression: String = "none"
+    /// The most messages librdkafka buffers locally before `send` waits for room. Default: 100,000.
+    public var queueBufferingMaxMessages: Int = 100_000
+
+    public init(bootstrapServers: [String]) {
+        self.client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)
+    }
+
+    func properties() -> [String: String] {
+        var p = client.properties()
+        p["enable.idempotence"] = enableIdempotence ? "true" : "false"
+        if enableIdempotence { p["acks"] = "all" }
+        p["delivery.timeout.ms"] = String(deliveryTimeout.milliseconds)
+        p["linger.ms"] = String(linger.milliseconds)
+        p["compression.codec"] = compression
+        p["queue.buffering.max.messages"] = String(queueBufferingMaxMessages)
+        return p.merging(client.additionalProperties) { _, user in user }
+    }
+}
+
+/// Settings of a ``KafkaConsumer``.
+public struct KafkaConsumerConfiguration: Sendable {
+    /// Where a group with no committed offset starts reading.
+    public enum OffsetReset: String, Sendable { case earliest, latest, error }
+
+    /// Settings shared with every client.
+    public var client: KafkaClientConfiguration
+    /// The consumer group. Required.
+    public var groupID: String
+    /// The topics to subscribe to.
+    public var topics: [String]
+    /// Partition assignor. Default: `cooperative-sticky`, which moves only the partitions that must move.
+    public var assignmentStrategy: String = "cooperative-sticky"
+    /// Where to start without a committed offset. Default: `earliest`, so nothing published before
+    /// the group first joined is skipped.
+    public var autoOffsetReset: OffsetReset = .earliest
+    /// How often stored offsets are committed. Default: 1 s.
+    public var autoCommitInterval: Duration = .seconds(1)
+    /// Session timeout for group membership. Default: 10 s.
+    public var sessionTimeout: Duration = .seconds(10)
+    /// The longest allowed gap between polls. The poll thread polls continuously, even while
+    /// partitions are paused, so this is only reached if the process stalls. Default: 300 s.
+    public var maxPollInterval: Duration = .seconds(300)
+    /// How many messages may wait in memory for the application before the consumer pauses
+    /// fetching (backpressure). Default: 10,000.
+    public var maxBufferedMessages: Int = 10_000
+    /// The most messages handed over in one batch. Default: 500.
+    public var maxBatchSize: Int = 500
+
+    public init(bootstrapServers: [String], groupID: String, topics: [String]) {
+        self.client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)
+        self.groupID = groupID
+        self.topics = topics
+    }
+
+    func properties() -> [String: String] {
+        var p = client.properties()
+        p["group.id"] = groupID
+        p["partition.assignment.strategy"] = assignmentStrategy
+        p["auto.offset.reset"] = autoOffsetReset.rawValue
+        // Offsets are stored by the application once a message is handled durably, and then
+        // committed in the background. Nothing is stored on the application's behalf.
+        p["enable.auto.commit"] = "true"
+        p["enable.auto.offset.store"] = "false"
+        p["auto.commit.interval.ms"] = String(autoCommitInterval.milliseconds)
+        p["session.timeout.ms"] = String(sessionTimeout.milliseconds)
+        p["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
+        p["enable.partition.eof"] = "false"
+        return p.merging(client.additionalProperties) { _, user in user }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    public var milliseconds: Int64 {
+        let (s, atto) = components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+}

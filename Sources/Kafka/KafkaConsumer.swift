@@ -1,0 +1,349 @@
+import CRdKafka
+import Logging
+import Synchronization
+
+/// A Kafka consumer in a consumer group.
+///
+/// Offsets are never stored on the application's behalf (`enable.auto.offset.store=false`): the
+/// application calls ``storeOffset(_:)`` once a message has been handled durably, and stored
+/// offsets are committed in the background, when partitions are revoked, and on ``close()``.
+///
+/// A dedicated thread polls librdkafka continuously, also while partitions are paused, so
+/// `max.poll.interval.ms` is never exceeded by a slow application. When the application falls
+/// behind by ``KafkaConsumerConfiguration/maxBufferedMessages`` the thread pauses fetching until it
+/// catches up, so memory stays bounded.
+public final class KafkaConsumer: Sendable {
+    private let client: RDKafkaClient
+    private let context: ConsumerContext
+    private let pollThread: RDKafkaPollThread
+    private let stream: AsyncStream<[KafkaConsumerMessage]>
+    private let configuration: KafkaConsumerConfiguration
+
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "kafka.consumer")) throws {
+        guard !configuration.topics.isEmpty else { throw KafkaError.configuration("A consumer needs at least one topic") }
+        guard !configuration.groupID.isEmpty else { throw KafkaError.configuration("A consumer needs a group id") }
+        let (stream, continuation) = AsyncStream.makeStream(of: [KafkaConsumerMessage].self, bufferingPolicy: .unbounded)
+        let context = ConsumerContext(logger: logger, statistics: RDKafkaStatistics(role: "consumer", group: configuration.groupID),
+                                      maxBuffered: configuration.maxBufferedMessages)
+        let client = try RDKafkaClient.make(kind: .consumer, properties: configuration.properties(), context: context) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf, rdkafkaRebalanceCallback)
+        }
+        try client.withHandle { rk in
+            // The main queue (logs, statistics, errors) is served by the consumer poll.
+            rd_kafka_poll_set_consumer(rk)
+            let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for topic in configuration.topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+            let err = rd_kafka_subscribe(rk, list)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "Could not subscribe to \(configuration.topics)") }
+        }
+        context.client = client
+        self.client = client
+        self.context = context
+        self.stream = stream
+        self.configuration = configuration
+        let maxBatch = max(1, configuration.maxBatchSize)
+        self.pollThread = RDKafkaPollThread(
+            name: "kafka-consumer-poll",
+            iteration: {
+                let batch = client.withHandle { rk -> [KafkaConsumerMessage] in
+                    guard let first = rd_kafka_consumer_poll(rk, 100) else { return [] }
+                    var batch: [KafkaConsumerMessage] = []
+                    context.take(first, into: &batch)
+                    // Drain what is already fetched without waiting, up to one batch.
+                    while batch.count < maxBatch, let next = rd_kafka_consumer_poll(rk, 0) {
+                        context.take(next, into: &batch)
+                    }
+                    return batch
+                }
+                if !batch.isEmpty {
+                    context.buffered(batch.count)
+                    continuation.yield(batch)
+                }
+                context.applyBackpressure()
+            },
+            finish: {
+                // Leaving the group revokes every partition, which commits the stored offsets.
+                client.withHandle { rk in
+                    let err = rd_kafka_consumer_close(rk)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        context.logger.warning("Kafka consumer close reported an error", metadata: ["kafka.error": "\(KafkaError(err))"])
+                    }
+                }
+                continuation.finish()
+            }
+        )
+    }
+
+    /// Messages one by one. Iterate either this or ``batches``, and only once.
+    public var messages: KafkaConsumerMessages { KafkaConsumerMessages(batches: batches) }
+
+    /// Messages in the batches they were polled in. Iterate either this or ``messages``, and only once.
+    public var batches: KafkaConsumerBatches { KafkaConsumerBatches(stream: stream, context: context) }
+
+    /// The partitions currently assigned to this consumer.
+    public var assignment: Set<TopicPartition> { context.assignment }
+
+    /// Consumer lag per partition, from librdkafka's latest statistics.
+    public var consumerLag: [TopicPartition: Int64] { context.statistics.consumerLag }
+
+    /// Records that this message, and every earlier one in its partition, has been handled durably.
+    ///
+    /// Throws a `KafkaError` with code `state` if the partition is no longer assigned to this
+    /// consumer: its new owner will deliver the message again, so nothing is lost.
+    public func storeOffset(_ message: KafkaConsumerMessage) throws {
+        try storeOffsets(for: [message])
+    }
+
+    /// Stores the offsets of several messages at once: for each partition, the highest one given.
+    public func storeOffsets(for messages: [KafkaConsumerMessage]) throws {
+        var highest: [TopicPartition: Int64] = [:]
+        for m in messages { highest[m.topicPartition] = max(highest[m.topicPartition] ?? -1, m.offset) }
+        guard !highest.isEmpty else { return }
+        let assigned = context.assignment
+        let notAssigned = highest.keys.filter { !assigned.contains($0) }.sorted()
+        let toStore = highest.filter { assigned.contains($0.key) }
+        if !toStore.isEmpty {
+            try client.withHandle { rk in
+                let list = rd_kafka_topic_partition_list_new(Int32(toStore.count))!
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                for (tp, offset) in toStore {
+                    // The committed offset is the next one to read.
+                    rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = offset + 1
+                }
+                let err = rd_kafka_offsets_store(rk, list)
+                var failed: [String] = []
+                for i in 0..<Int(list.pointee.cnt) {
+                    let e = list.pointee.elems[i]
+                    if e.err != RD_KAFKA_RESP_ERR_NO_ERROR { failed.append("\(String(cString: e.topic))[\(e.partition)]: \(KafkaError(e.err).message)") }
+                }
+                if !failed.isEmpty || err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw KafkaError(code: .state, message: "Offsets not stored: \(failed.joined(separator: ", "))", isRetriable: false)
+                }
+            }
+        }
+        if !notAssigned.isEmpty {
+            throw KafkaError(code: .state,
+                             message: "Partitions \(notAssigned.map(\.description).joined(separator: ", ")) are no longer assigned to this consumer; their offsets were not stored and their new owner will deliver the messages again",
+                             isRetriable: false)
+        }
+    }
+
+    /// Stops fetching from these partitions. Polling goes on, so group membership is kept.
+    public func pause(_ partitions: [TopicPartition]) throws {
+        context.userPaused(partitions, paused: true)
+        try context.setPaused(partitions, paused: true)
+    }
+
+    /// Fetches again from these partitions, from where the application left off.
+    public func resume(_ partitions: [TopicPartition]) throws {
+        context.userPaused(partitions, paused: false)
+        try context.setPaused(partitions.filter { _ in !context.isBackpressured }, paused: false)
+    }
+
+    /// Commits the stored offsets now and waits for the broker's answer.
+    public func commit() async throws {
+        let client = self.client
+        let err = await runBlocking("kafka-consumer-commit") { client.withHandle { rd_kafka_commit($0, nil, 0) } }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            throw KafkaError(err, context: "Commit failed")
+        }
+    }
+
+    /// Leaves the group: stored offsets are committed, partitions handed over, and the message
+    /// sequence ends. Safe to call more than once.
+    public func close() async {
+        await pollThread.stop()
+    }
+
+    deinit {
+        pollThread.requestStop()
+    }
+}
+
+/// The consumer's messages, batch by batch.
+public struct KafkaConsumerBatches: AsyncSequence, Sendable {
+    public typealias Element = [KafkaConsumerMessage]
+    let stream: AsyncStream<[KafkaConsumerMessage]>
+    let context: ConsumerContext
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<[KafkaConsumerMessage]>.AsyncIterator
+        let context: ConsumerContext
+        public mutating func next() async -> [KafkaConsumerMessage]? {
+            guard let batch = await base.next() else { return nil }
+            context.consumed(batch.count)
+            return batch
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: stream.makeAsyncIterator(), context: context)
+    }
+}
+
+/// The consumer's messages, one by one.
+public struct KafkaConsumerMessages: AsyncSequence, Sendable {
+    public typealias Element = KafkaConsumerMessage
+    let batches: KafkaConsumerBatches
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: KafkaConsumerBatches.AsyncIterator
+        var pending: [KafkaConsumerMessage] = []
+        var index = 0
+        public mutating func next() async -> KafkaConsumerMessage? {
+            while index >= pending.count {
+                guard let batch = await base.next() else { return nil }
+                pending = batch
+                index = 0
+            }
+            defer { index += 1 }
+            return pending[index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: batches.makeAsyncIterator()) }
+}
+
+/// The consumer's state that the poll thread and the application share.
+final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
+    private struct State {
+        var assignment: Set<TopicPartition> = []
+        var userPaused: Set<TopicPartition> = []
+        var buffered = 0
+        var backpressured = false
+    }
+    private let state = Mutex(State())
+    private let maxBuffered: Int
+    /// Set once, right after the handle is made; read only by the poll thread and the consumer.
+    nonisolated(unsafe) weak var client: RDKafkaClient?
+
+    init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int) {
+        self.maxBuffered = max(1, maxBuffered)
+        super.init(logger: logger, statistics: statistics)
+    }
+
+    var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
+    var isBackpressured: Bool { state.withLock { $0.backpressured } }
+
+    func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into batch: inout [KafkaConsumerMessage]) {
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let error = KafkaError(m.err, context: topic.isEmpty ? "Consumer error" : "Consumer error on \(topic)[\(m.partition)]")
+            logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
+            return
+        }
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(message, &tsType)
+        batch.append(KafkaConsumerMessage(
+            topic: topic, partition: m.partition, offset: m.offset,
+            key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
+            value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) },
+            headers: rdkafkaHeaders(of: message),
+            timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
+    }
+
+    func buffered(_ count: Int) { state.withLock { $0.buffered += count } }
+    func consumed(_ count: Int) { state.withLock { $0.buffered -= count } }
+
+    func userPaused(_ partitions: [TopicPartition], paused: Bool) {
+        state.withLock { s in
+            if paused { s.userPaused.formUnion(partitions) } else { s.userPaused.subtract(partitions) }
+        }
+    }
+
+    /// Pauses everything while the application is too far behind, and resumes (except what the
+    /// application paused itself) once it has caught up by half.
+    func applyBackpressure() {
+        let action = state.withLock { s -> (paused: Bool, partitions: [TopicPartition])? in
+            if !s.backpressured && s.buffered >= maxBuffered {
+                s.backpressured = true
+                return (true, Array(s.assignment))
+            }
+            if s.backpressured && s.buffered <= maxBuffered / 2 {
+                s.backpressured = false
+                return (false, Array(s.assignment.subtracting(s.userPaused)))
+            }
+            return nil
+        }
+        if let action { try? setPaused(action.partitions, paused: action.paused) }
+    }
+
+    func setPaused(_ partitions: [TopicPartition], paused: Bool) throws {
+        guard !partitions.isEmpty, let client else { return }
+        try client.withHandle { rk in
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+            let err = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: paused ? "Pause failed" : "Resume failed") }
+        }
+    }
+
+    fileprivate func assigned(_ partitions: [TopicPartition]) -> [TopicPartition] {
+        state.withLock { s in
+            s.assignment.formUnion(partitions)
+            // Newly assigned partitions join an ongoing pause.
+            return partitions.filter { s.backpressured || s.userPaused.contains($0) }
+        }
+    }
+
+    fileprivate func revoked(_ partitions: [TopicPartition]?) {
+        state.withLock { s in
+            if let partitions { s.assignment.subtract(partitions) } else { s.assignment = [] }
+        }
+    }
+}
+
+private func partitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) -> [TopicPartition] {
+    guard let list else { return [] }
+    return (0..<Int(list.pointee.cnt)).map {
+        TopicPartition(topic: String(cString: list.pointee.elems[$0].topic), partition: list.pointee.elems[$0].partition)
+    }
+}
+
+/// The one callback librdkafka requires: it does the assign or unassign, copies the partitions
+/// into Swift values, and nothing more.
+private func rdkafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+                                      _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let rk, let context = RDKafkaClientContext.from(rk) as? ConsumerContext else { return }
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    let changed = partitions(of: list)
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        if cooperative {
+            if let error = rd_kafka_incremental_assign(rk, list) {
+                context.logger.error("Kafka incremental assign failed", metadata: ["kafka.error": "\(KafkaError(consuming: error))"])
+            }
+        } else {
+            _ = rd_kafka_assign(rk, list)
+        }
+        let toPause = context.assigned(changed)
+        try? context.setPaused(toPause, paused: true)
+        context.logger.info("Kafka partitions assigned", metadata: ["kafka.partitions": "\(changed.map(\.description))"])
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        // Stop accepting offsets for these partitions first, then commit what was stored, so the
+        // next owner starts right after the last message handled durably here.
+        context.revoked(changed)
+        if rd_kafka_assignment_lost(rk) == 0 {
+            let commitErr = rd_kafka_commit(rk, nil, 0)
+            if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                context.logger.warning("Kafka commit on revoke failed", metadata: ["kafka.error": "\(KafkaError(commitErr))"])
+            }
+        }
+        if cooperative {
+            if let error = rd_kafka_incremental_unassign(rk, list) {
+                context.logger.error("Kafka incremental unassign failed", metadata: ["kafka.error": "\(KafkaError(consuming: error))"])
+            }
+        } else {
+            _ = rd_kafka_assign(rk, nil)
+        }
+        context.logger.info("Kafka partitions revoked", metadata: ["kafka.partitions": "\(changed.map(\.description))"])
+    default:
+        context.logger.error("Kafka rebalance failed", metadata: ["kafka.error": "\(KafkaError(err))"])
+        context.revoked(nil)
+        _ = rd_kafka_assign(rk, nil)
+    }
+}

@@ -1,0 +1,227 @@
+import CRdKafka
+import Logging
+import Synchronization
+
+/// An idempotent Kafka producer.
+///
+/// `send` returns once the broker has acknowledged the message (with `acks=all`), so a caller can
+/// mark work done only after it is really durable in Kafka.
+public final class KafkaProducer: Sendable {
+    private let client: RDKafkaClient
+    private let context: ProducerContext
+    private let pollThread: RDKafkaPollThread
+    private let logger: Logger
+
+    public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
+        let context = ProducerContext(logger: logger, statistics: RDKafkaStatistics(role: "producer"))
+        let client = try RDKafkaClient.make(kind: .producer, properties: configuration.properties(), context: context) { conf in
+            rd_kafka_conf_set_dr_msg_cb(conf, rdkafkaDeliveryReportCallback)
+        }
+        self.client = client
+        self.context = context
+        self.logger = logger
+        self.pollThread = RDKafkaPollThread(name: "kafka-producer-poll", iteration: {
+            client.withHandle { _ = rd_kafka_poll($0, 100) }
+        })
+    }
+
+    /// Sends one message and returns where it was written once the delivery report arrives.
+    public func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = []) async throws -> KafkaDeliveryReport {
+        try await send(KafkaProducerMessage(topic: topic, partition: partition, key: key, value: value, headers: headers))
+    }
+
+    /// Sends one message and returns where it was written once the delivery report arrives.
+    public func send(_ message: KafkaProducerMessage) async throws -> KafkaDeliveryReport {
+        let results = await send(batch: [message])
+        return try results[0].get()
+    }
+
+    /// Sends messages as one batch and waits for all their delivery reports.
+    ///
+    /// Every message gets its own result, in the order given. Order per partition is kept, and
+    /// idempotence means a retry inside librdkafka never duplicates or reorders them.
+    public func send(batch messages: [KafkaProducerMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
+        guard !messages.isEmpty else { return [] }
+        let collector = BatchCollector(count: messages.count)
+        for (index, message) in messages.enumerated() {
+            let id = context.register(collector: collector, index: index)
+            while true {
+                let err = enqueue(message, opaque: id)
+                if err == nil { break }
+                if err!.code == .queueFull && pollThread.isRunning {
+                    // librdkafka's local queue is full: wait for delivery reports to make room.
+                    try? await Task.sleep(for: .milliseconds(2))
+                    continue
+                }
+                context.complete(id: id, result: .failure(err!))
+                break
+            }
+        }
+        return await collector.wait()
+    }
+
+    /// Waits until every message sent so far has a delivery report, or the timeout passes.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let client = self.client
+        let ms = Int32(clamping: timeout.milliseconds)
+        let err = await runBlocking("kafka-producer-flush") { client.withHandle { rd_kafka_flush($0, ms) } }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, context: "Flush did not complete within \(timeout)")
+        }
+    }
+
+    /// Flushes what is in flight, then stops the poll thread. Messages still undelivered after the
+    /// timeout fail with an error rather than vanish.
+    public func shutdown(timeout: Duration = .seconds(30)) async {
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            logger.warning("Kafka producer shut down with undelivered messages", metadata: ["kafka.error": "\(error)"])
+        }
+        await pollThread.stop()
+        context.failAll(KafkaError(code: .destroyed, message: "The producer was shut down before delivery"))
+    }
+
+    /// The client's fatal error, if it has raised one (for example a fenced idempotent producer).
+    public var fatalError: KafkaError? { client.fatalError() }
+
+    deinit {
+        pollThread.requestStop()
+    }
+
+    private func enqueue(_ message: KafkaProducerMessage, opaque: UInt) -> KafkaError? {
+        client.withHandle { rk -> KafkaError? in
+            let headers: OpaquePointer? = message.headers.isEmpty ? nil : rd_kafka_headers_new(message.headers.count)
+            if let headers {
+                for header in message.headers {
+                    if let value = header.value {
+                        _ = value.withUnsafeBytes { rd_kafka_header_add(headers, header.key, -1, $0.baseAddress, $0.count) }
+                    } else {
+                        _ = rd_kafka_header_add(headers, header.key, -1, nil, 0)
+                    }
+                }
+            }
+            let error: OpaquePointer? = message.topic.withCString { topic in
+                withBytes(message.key) { keyPtr, keyCount in
+                    withBytes(message.value) { valuePtr, valueCount in
+                        var vus: [rd_kafka_vu_t] = []
+                        vus.reserveCapacity(7)
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_PARTITION; vu.u.i32 = message.partition ?? RD_KAFKA_PARTITION_UA; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS; vu.u.i = RD_KAFKA_MSG_F_COPY; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_OPAQUE; vu.u.ptr = UnsafeMutableRawPointer(bitPattern: opaque); vus.append(vu)
+                        if let keyPtr {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_KEY; vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPtr); vu.u.mem.size = keyCount; vus.append(vu)
+                        }
+                        if let valuePtr {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_VALUE; vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePtr); vu.u.mem.size = valueCount; vus.append(vu)
+                        }
+                        if let headers {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_HEADERS; vu.u.headers = headers; vus.append(vu)
+                        }
+                        return rd_kafka_produceva(rk, vus, vus.count)
+                    }
+                }
+            }
+            guard let error else { return nil }  // librdkafka now owns the headers.
+            if let headers { rd_kafka_headers_destroy(headers) }
+            return KafkaError(consuming: error, context: "Could not enqueue a message for \(message.topic)")
+        }
+    }
+}
+
+private func withBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+    guard let bytes else { return body(nil, 0) }
+    return bytes.withUnsafeBytes { buffer in
+        // An empty but present key or value must stay present (empty, not null).
+        body(buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), buffer.count)
+    }
+}
+
+/// Collects the delivery reports of one `send(batch:)` call.
+final class BatchCollector: Sendable {
+    private struct State {
+        var results: [Result<KafkaDeliveryReport, KafkaError>?]
+        var remaining: Int
+        var waiter: CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>?
+    }
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, waiter: nil))
+    }
+
+    func complete(index: Int, result: Result<KafkaDeliveryReport, KafkaError>) {
+        let resume = state.withLock { s -> (CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>, [Result<KafkaDeliveryReport, KafkaError>])? in
+            guard s.results[index] == nil else { return nil }
+            s.results[index] = result
+            s.remaining -= 1
+            guard s.remaining == 0, let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return (waiter, s.results.map { $0! })
+        }
+        if let (waiter, results) = resume { waiter.resume(returning: results) }
+    }
+
+    func wait() async -> [Result<KafkaDeliveryReport, KafkaError>] {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { s -> [Result<KafkaDeliveryReport, KafkaError>]? in
+                if s.remaining == 0 { return s.results.map { $0! } }
+                s.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+final class ProducerContext: RDKafkaClientContext, @unchecked Sendable {
+    private struct Pending { var collector: BatchCollector; var index: Int }
+    private let pending = Mutex<(nextID: UInt, entries: [UInt: Pending])>((1, [:]))
+
+    func register(collector: BatchCollector, index: Int) -> UInt {
+        pending.withLock { state in
+            let id = state.nextID
+            state.nextID &+= 1
+            if state.nextID == 0 { state.nextID = 1 }
+            state.entries[id] = Pending(collector: collector, index: index)
+            return id
+        }
+    }
+
+    func complete(id: UInt, result: Result<KafkaDeliveryReport, KafkaError>) {
+        guard let entry = pending.withLock({ $0.entries.removeValue(forKey: id) }) else { return }
+        entry.collector.complete(index: entry.index, result: result)
+    }
+
+    override func delivered(opaque: UInt, result: Result<KafkaDeliveryReport, KafkaError>) {
+        complete(id: opaque, result: result)
+    }
+
+    func failAll(_ error: KafkaError) {
+        let entries = pending.withLock { state -> [Pending] in
+            defer { state.entries = [:] }
+            return Array(state.entries.values)
+        }
+        for entry in entries { entry.collector.complete(index: entry.index, result: .failure(error)) }
+    }
+}
+
+private func rdkafkaDeliveryReportCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let context = RDKafkaClientContext.from(rk), let message else { return }
+    let m = message.pointee
+    let id = UInt(bitPattern: m._private)
+    let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        context.delivered(opaque: id, result: .success(KafkaDeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+    } else {
+        context.delivered(opaque: id, result: .failure(KafkaError(m.err, context: "Delivery to \(topic) failed")))
+    }
+}
