@@ -1,0 +1,90 @@
+import Foundation
+import Kafka
+import Logging
+
+/// Produce and consume throughput through the Swift Kafka layer, and through kcat on the same
+/// embedded cluster in the same run, for 200,000 messages of 100 bytes.
+struct KafkaBenchmark {
+    let logger: Logger
+    var messageCount = 200_000
+    var messageSize = 100
+
+    func run(report: BenchReport) async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: messageSize)
+
+        // Swift layer: produce with the idempotent producer, consume with a group consumer.
+        let swiftTopic = "bench-swift"
+        try cluster.createTopic(swiftTopic, partitions: 6)
+        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
+        producerConfig.client.statisticsInterval = nil
+        producerConfig.queueBufferingMaxMessages = 500_000
+        let producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+        let messages = (0..<messageCount).map { i in
+            KafkaProducerMessage(topic: swiftTopic, key: Array("k\(i % 1000)".utf8), value: payload)
+        }
+        let produceStart = ContinuousClock.now
+        let results = await producer.send(batch: messages)
+        let produceTime = ContinuousClock.now - produceStart
+        let failures = results.filter { if case .failure = $0 { true } else { false } }.count
+        guard failures == 0 else { throw BenchError("\(failures) messages failed to produce") }
+        await producer.shutdown()
+        report.record("kafka", "swift_produce_msgs_per_s", Double(messageCount) / produceTime.seconds, "msg/s")
+
+        var consumerConfig = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench", topics: [swiftTopic])
+        consumerConfig.client.statisticsInterval = nil
+        consumerConfig.maxBatchSize = 1000
+        let consumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
+        var consumed = 0
+        var consumeStart: ContinuousClock.Instant?
+        for await batch in consumer.batches {
+            if consumeStart == nil { consumeStart = .now }  // Start at the first message: excludes the group join.
+            consumed += batch.count
+            try? consumer.storeOffsets(for: batch)
+            if consumed >= messageCount { break }
+        }
+        let consumeTime = ContinuousClock.now - (consumeStart ?? .now)
+        await consumer.close()
+        report.record("kafka", "swift_consume_msgs_per_s", Double(consumed) / consumeTime.seconds, "msg/s")
+
+        // kcat on the same cluster, with the same producer guarantees.
+        let kcatTopic = "bench-kcat"
+        try cluster.createTopic(kcatTopic, partitions: 6)
+        let line = String(repeating: "x", count: messageSize) + "\n"
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-bench-\(getpid()).txt")
+        try Data(String(repeating: line, count: messageCount).utf8).write(to: input)
+        defer { try? FileManager.default.removeItem(at: input) }
+        let kcatProduce = try timed("/usr/bin/kcat", ["-b", cluster.bootstrapServers, "-P", "-t", kcatTopic,
+                                                      "-X", "enable.idempotence=true", "-X", "linger.ms=5", "-l", input.path])
+        report.record("kafka", "kcat_produce_msgs_per_s", Double(messageCount) / kcatProduce.seconds, "msg/s")
+        let kcatConsume = try timed("/usr/bin/kcat", ["-b", cluster.bootstrapServers, "-C", "-t", kcatTopic, "-o", "beginning",
+                                                      "-c", String(messageCount), "-e", "-q", "-f", "%o\n"])
+        report.record("kafka", "kcat_consume_msgs_per_s", Double(messageCount) / kcatConsume.seconds, "msg/s")
+        report.record("kafka", "produce_ratio_swift_over_kcat", kcatProduce.seconds / produceTime.seconds, "x")
+        report.record("kafka", "consume_ratio_swift_over_kcat", kcatConsume.seconds / consumeTime.seconds, "x")
+        await cluster.shutdown()
+    }
+
+    private func timed(_ path: String, _ arguments: [String]) throws -> Duration {
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw BenchError("\(path) is missing: apt-get install kcat") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let start = ContinuousClock.now
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchError("kcat \(arguments.joined(separator: " ")) exited \(process.terminationStatus)") }
+        return ContinuousClock.now - start
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

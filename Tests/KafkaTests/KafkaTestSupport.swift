@@ -1,0 +1,86 @@
+import Foundation
+import Kafka
+import Logging
+
+enum KafkaTestSupport {
+    static let logger: Logger = {
+        var l = Logger(label: "kafka.test")
+        l.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return l
+    }()
+
+    static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    static func producer(_ cluster: KafkaMockCluster) throws -> KafkaProducer {
+        var config = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
+        config.client.statisticsInterval = nil
+        return try KafkaProducer(configuration: config, logger: logger)
+    }
+
+    static func consumer(_ cluster: KafkaMockCluster, group: String, topics: [String],
+                         configure: (inout KafkaConsumerConfiguration) -> Void = { _ in }) throws -> KafkaConsumer {
+        var config = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: group, topics: topics)
+        config.client.statisticsInterval = nil
+        config.sessionTimeout = .seconds(6)
+        configure(&config)
+        return try KafkaConsumer(configuration: config, logger: logger)
+    }
+
+    /// Collects messages until `count` have arrived or the deadline passes.
+    static func collect(_ consumer: KafkaConsumer, count: Int, within timeout: Duration = .seconds(60)) async throws -> [KafkaConsumerMessage] {
+        try await withThrowingTaskGroup(of: [KafkaConsumerMessage]?.self) { group in
+            group.addTask {
+                var received: [KafkaConsumerMessage] = []
+                for await batch in consumer.batches {
+                    received += batch
+                    if received.count >= count { break }
+                }
+                return received
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let first else { throw TestTimeout(what: "\(count) messages") }
+            return first
+        }
+    }
+
+    /// The directory of the test bundle, where SwiftPM also puts the package's executables.
+    static var productsDirectory: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    static func executable(_ name: String) -> URL {
+        let candidates = [productsDirectory.appendingPathComponent(name),
+                          productsDirectory.deletingLastPathComponent().appendingPathComponent(name)]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }
+
+    /// Runs a command to completion and returns its exit status and standard output.
+    static func run(_ path: String, _ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+struct TestTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "Timed out waiting for \(what)" }
+}
