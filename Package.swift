@@ -88,5 +88,7 @@ let package = Package(
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator"]),
+        .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
+                                                             .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ]
 )

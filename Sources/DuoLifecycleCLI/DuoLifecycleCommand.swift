@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct DuoLifecycleCommand: AsyncParsableCommand {
@@ -11,6 +12,25 @@ struct DuoLifecycleCommand: AsyncParsableCommand {
 
         Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
         """,
-        subcommands: [KafkaClusterCommand.self]
+        subcommands: [KafkaClusterCommand.self, DuoCommand.self, EmulatorCommand.self]
     )
+
+    /// Runs the command with the project's exit codes: usage and configuration errors exit 2
+    /// (ArgumentParser's own default is 64), runtime failures 1.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }

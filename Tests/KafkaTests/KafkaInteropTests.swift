@@ -18,12 +18,12 @@ struct KafkaInteropTests {
         _ = try await producer.send(topic: topic, key: Array("E42".utf8), value: Array(#"{"hello":"kcat"}"#.utf8),
                                     headers: [KafkaHeader(key: "ce_type", string: "hr.employee.hired")])
         await producer.shutdown()
-        let read = try KafkaTestSupport.run(Self.kcat, ["-b", cluster.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e", "-q",
+        let read = try await KafkaTestSupport.run(Self.kcat, ["-b", cluster.bootstrapServers, "-C", "-t", topic, "-o", "beginning", "-c", "1", "-e", "-q",
                                                          "-f", "%k|%s|%h\n"])
         #expect(read.status == 0, "\(read.stderr)")
         #expect(read.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == #"E42|{"hello":"kcat"}|ce_type=hr.employee.hired"#)
 
-        let wrote = try KafkaTestSupport.run(Self.kcat, ["-b", cluster.bootstrapServers, "-P", "-t", topic, "-K", ":", "-H", "ce_id=abc-1"],
+        let wrote = try await KafkaTestSupport.run(Self.kcat, ["-b", cluster.bootstrapServers, "-P", "-t", topic, "-K", ":", "-H", "ce_id=abc-1"],
                                              stdin: Data("E7:from-kcat\n".utf8))
         #expect(wrote.status == 0, "\(wrote.stderr)")
         let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-interop"), topics: [topic])
@@ -46,16 +46,10 @@ struct KafkaInteropTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        var buffer = Data()
-        while !buffer.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            buffer += chunk
-        }
-        let bootstrap = String(decoding: buffer.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        let bootstrap = await KafkaTestSupport.firstLine(of: out)
         #expect(!bootstrap.isEmpty)
 
-        let list = try KafkaTestSupport.run(Self.kcat, ["-b", bootstrap, "-L"])
+        let list = try await KafkaTestSupport.run(Self.kcat, ["-b", bootstrap, "-L"])
         #expect(list.status == 0, "\(list.stderr)")
         #expect(list.stdout.contains(" 3 brokers:"))
         #expect(list.stdout.contains(#"topic "t" with 6 partitions:"#))

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import Synchronization
 
 enum KafkaTestSupport {
     static let logger: Logger = {
@@ -61,8 +62,9 @@ enum KafkaTestSupport {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
     }
 
-    /// Runs a command to completion and returns its exit status and standard output.
-    static func run(_ path: String, _ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs a command to completion on a thread of its own (never blocking the cooperative pool)
+    /// and returns its exit status and output.
+    static func run(_ path: String, _ arguments: [String], stdin: Data? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -71,12 +73,36 @@ enum KafkaTestSupport {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return await withCheckedContinuation { continuation in
+            Thread {
+                if let stdin { input.fileHandleForWriting.write(stdin) }
+                try? input.fileHandleForWriting.close()
+                let errBox = Mutex(Data())
+                let group = DispatchGroup()
+                group.enter()
+                Thread { let d = err.fileHandleForReading.readDataToEndOfFile(); errBox.withLock { $0 = d }; group.leave() }.start()
+                let outData = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: (process.terminationStatus, String(decoding: outData, as: UTF8.self),
+                                                String(decoding: errBox.withLock { $0 }, as: UTF8.self)))
+            }.start()
+        }
+    }
+
+    /// Reads the first line a process writes, on a thread of its own.
+    static func firstLine(of pipe: Pipe) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread {
+                var buffer = Data()
+                while !buffer.contains(UInt8(ascii: "\n")) {
+                    let chunk = pipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    buffer += chunk
+                }
+                continuation.resume(returning: String(decoding: buffer.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self))
+            }.start()
+        }
     }
 }
 
