@@ -64,12 +64,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The lifecycle domain: events, contracts, mapping policy, desired state, commands, diff.
+        // It imports no Kafka, SQL or HTTP code.
+        .target(name: "Lifecycle"),
+        // The worker wiring: adapters from the domain's ports to the Duo client and Kafka.
+        .target(
+            name: "LifecycleWorker",
+            dependencies: [
+                "Lifecycle", "DuoAdmin", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "DuoLifecycleCLI",
             dependencies: [
                 "Kafka",
                 "DuoAdmin",
                 "DuoEmulator",
+                "Lifecycle",
+                "LifecycleWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +101,7 @@ let package = Package(
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator"]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ]

@@ -1,0 +1,194 @@
+import Foundation
+
+/// Turns an incoming record into a typed ``EmployeeLifecycleEvent``, or a typed
+/// ``EventRejection`` that names the field and the rule broken.
+///
+/// The rules are those of the JSON Schemas in `contracts/schemas/`; a test checks that both agree
+/// on every example in `contracts/examples/`.
+public struct LifecycleEventDecoder: Sendable {
+    /// The largest value accepted.
+    public static let maxValueBytes = 64 * 1024
+    /// The longest string accepted.
+    public static let maxStringLength = 256
+    /// The most roles accepted.
+    public static let maxRoles = 100
+
+    public init() {}
+
+    public func decode(_ record: LifecycleRecord) -> Result<EmployeeLifecycleEvent, EventRejection> {
+        var context = Context()
+        do {
+            let event = try decode(record, &context)
+            return .success(event)
+        } catch var rejection {
+            rejection.eventID = context.id
+            rejection.eventSource = context.source
+            rejection.eventType = context.type
+            rejection.employeeID = context.employeeID ?? record.key.flatMap { String(validating: $0, as: UTF8.self) }
+            return .failure(rejection)
+        }
+    }
+
+    /// What has been read so far, kept for the rejection.
+    private struct Context { var id, source, type, employeeID: String? }
+
+    private func decode(_ record: LifecycleRecord, _ c: inout Context) throws(EventRejection) -> EmployeeLifecycleEvent {
+        guard let value = record.value, !value.isEmpty else { throw EventRejection(path: "$", rule: "required", message: "The record has no value") }
+        guard value.count <= Self.maxValueBytes else {
+            throw EventRejection(path: "$", rule: "maxBytes \(Self.maxValueBytes)", message: "The value is \(value.count) bytes; at most \(Self.maxValueBytes) are accepted")
+        }
+        let contentType = record.header("content-type")?.lowercased()
+        let structured = contentType?.hasPrefix("application/cloudevents+json") == true
+            || (contentType == nil && record.header("ce_specversion") == nil)
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: Data(value)) } catch {
+            throw EventRejection(path: "$", rule: "json", message: "The value is not valid JSON")
+        }
+        let attributes: [String: Any]
+        let data: Any?
+        let mode: CloudEventMode
+        if structured {
+            guard let object = json as? [String: Any] else { throw EventRejection(path: "$", rule: "type object", message: "A structured-mode event must be a JSON object") }
+            attributes = object
+            data = object["data"]
+            mode = .structured
+            if let dct = object["datacontenttype"] {
+                guard let s = dct as? String, s.lowercased().hasPrefix("application/json") else {
+                    throw EventRejection(path: "datacontenttype", rule: "const application/json", message: "datacontenttype must be application/json")
+                }
+            }
+        } else {
+            if let contentType, !contentType.hasPrefix("application/json") {
+                throw EventRejection(path: "content-type", rule: "enum", message: "content-type must be application/json (binary mode) or application/cloudevents+json (structured mode), not \(contentType)")
+            }
+            var a: [String: Any] = [:]
+            for name in ["specversion", "id", "source", "type", "time", "subject"] {
+                if let v = record.header("ce_" + name) { a[name] = v }
+            }
+            attributes = a
+            data = json
+            mode = .binary
+        }
+        let prefix = structured ? "" : "ce_"
+        c.id = attributes["id"] as? String
+        c.source = attributes["source"] as? String
+        c.type = attributes["type"] as? String
+
+        guard let spec = attributes["specversion"] else { throw EventRejection(path: prefix + "specversion", rule: "required", message: "specversion is missing") }
+        guard spec as? String == "1.0" else { throw EventRejection(path: prefix + "specversion", rule: "const 1.0", message: "Only CloudEvents specversion 1.0 is accepted") }
+        let id = try attribute(attributes, "id", prefix)
+        let source = try attribute(attributes, "source", prefix)
+        let typeName = try attribute(attributes, "type", prefix)
+        let timeString = try attribute(attributes, "time", prefix, max: 64)
+        guard let time = RFC3339.parse(timeString) else {
+            throw EventRejection(path: prefix + "time", rule: "format date-time", message: "time must be an RFC 3339 timestamp, got '\(timeString)'")
+        }
+        var subject: String?
+        if attributes["subject"] != nil { subject = try attribute(attributes, "subject", prefix) }
+        guard let type = LifecycleEventType(rawValue: typeName) else {
+            throw EventRejection(path: prefix + "type", rule: "enum",
+                                 message: "Unknown event type '\(typeName)'; expected one of \(LifecycleEventType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+
+        guard let data else { throw EventRejection(path: "data", rule: "required", message: "The event has no data") }
+        guard let d = data as? [String: Any] else { throw EventRejection(path: "data", rule: "type object", message: "data must be a JSON object") }
+        let employeeID = try string(d, "employee_id", min: 1)
+        c.employeeID = employeeID
+        let username = try string(d, "username", min: 1)
+        let email = try string(d, "email")
+        if let email, !Self.isEmail(email) {
+            throw EventRejection(path: "data.email", rule: "pattern", message: "email '\(email)' is not an email address")
+        }
+        let firstName = try string(d, "first_name")
+        let lastName = try string(d, "last_name")
+        let displayName = try string(d, "display_name")
+        let roles = try roleList(d)
+        var effectiveAt: Date?
+        if let raw = try string(d, "effective_at", max: 64) {
+            guard let parsed = RFC3339.parse(raw) else {
+                throw EventRejection(path: "data.effective_at", rule: "format date-time", message: "effective_at must be an RFC 3339 timestamp, got '\(raw)'")
+            }
+            effectiveAt = parsed
+        }
+        let sequence = try sequenceNumber(d)
+
+        func require(_ field: String, _ present: Bool) throws(EventRejection) {
+            if !present { throw EventRejection(path: "data.\(field)", rule: "required", message: "\(field) is required for \(type.rawValue)") }
+        }
+        try require("employee_id", employeeID != nil)
+        switch type {
+        case .hired:
+            try require("email", email != nil)
+            try require("roles", roles != nil)
+        case .updated:
+            guard username != nil || email != nil || firstName != nil || lastName != nil || displayName != nil else {
+                throw EventRejection(path: "data", rule: "anyOf required",
+                                     message: "hr.employee.updated needs at least one of username, email, first_name, last_name, display_name")
+            }
+        case .roleChanged, .rehired:
+            try require("roles", roles != nil)
+        case .terminated:
+            break
+        }
+        if let key = record.key, let keyString = String(validating: key, as: UTF8.self), !key.isEmpty, keyString != employeeID {
+            throw EventRejection(path: "key", rule: "equals data.employee_id",
+                                 message: "The Kafka key '\(keyString)' is not the employee id '\(employeeID!)'; events of one employee must share a key to keep their order")
+        }
+        return EmployeeLifecycleEvent(id: id, source: source, type: type, time: time, subject: subject, mode: mode, employeeID: employeeID!,
+                                      username: username, email: email, firstName: firstName, lastName: lastName, displayName: displayName,
+                                      roles: roles, effectiveAt: effectiveAt, sequence: sequence)
+    }
+
+    private func attribute(_ a: [String: Any], _ name: String, _ prefix: String, max: Int = maxStringLength) throws(EventRejection) -> String {
+        guard let raw = a[name] else { throw EventRejection(path: prefix + name, rule: "required", message: "\(name) is missing") }
+        guard let s = raw as? String else { throw EventRejection(path: prefix + name, rule: "type string", message: "\(name) must be a string") }
+        guard !s.isEmpty else { throw EventRejection(path: prefix + name, rule: "minLength 1", message: "\(name) must not be empty") }
+        guard s.count <= max else { throw EventRejection(path: prefix + name, rule: "maxLength \(max)", message: "\(name) is longer than \(max) characters") }
+        return s
+    }
+
+    private func string(_ d: [String: Any], _ field: String, min: Int = 0, max: Int = maxStringLength) throws(EventRejection) -> String? {
+        guard let raw = d[field] else { return nil }
+        guard let s = raw as? String else { throw EventRejection(path: "data.\(field)", rule: "type string", message: "\(field) must be a string") }
+        guard s.count >= min else { throw EventRejection(path: "data.\(field)", rule: "minLength \(min)", message: "\(field) must not be empty") }
+        guard s.count <= max else { throw EventRejection(path: "data.\(field)", rule: "maxLength \(max)", message: "\(field) is longer than \(max) characters") }
+        return s
+    }
+
+    private func roleList(_ d: [String: Any]) throws(EventRejection) -> [String]? {
+        guard let raw = d["roles"] else { return nil }
+        guard let array = raw as? [Any] else { throw EventRejection(path: "data.roles", rule: "type array", message: "roles must be an array of strings") }
+        guard array.count <= Self.maxRoles else {
+            throw EventRejection(path: "data.roles", rule: "maxItems \(Self.maxRoles)", message: "\(array.count) roles; at most \(Self.maxRoles) are accepted")
+        }
+        var roles: [String] = []
+        for (i, item) in array.enumerated() {
+            guard let s = item as? String else { throw EventRejection(path: "data.roles[\(i)]", rule: "type string", message: "each role must be a string") }
+            guard !s.isEmpty else { throw EventRejection(path: "data.roles[\(i)]", rule: "minLength 1", message: "a role must not be empty") }
+            guard s.count <= Self.maxStringLength else {
+                throw EventRejection(path: "data.roles[\(i)]", rule: "maxLength \(Self.maxStringLength)", message: "a role is longer than \(Self.maxStringLength) characters")
+            }
+            roles.append(s)
+        }
+        return roles
+    }
+
+    private func sequenceNumber(_ d: [String: Any]) throws(EventRejection) -> Int64? {
+        guard let raw = d["sequence"] else { return nil }
+        guard let n = raw as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.rounded() == n.doubleValue else {
+            throw EventRejection(path: "data.sequence", rule: "type integer", message: "sequence must be an integer")
+        }
+        guard n.doubleValue >= 0, n.doubleValue <= 9_007_199_254_740_991 else {
+            throw EventRejection(path: "data.sequence", rule: "minimum 0", message: "sequence must be between 0 and 2^53-1")
+        }
+        return n.int64Value
+    }
+
+    static func isEmail(_ s: String) -> Bool {
+        let parts = s.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !s.contains(where: \.isWhitespace) else { return false }
+        // As the schema's pattern ^[^@\s]+@[^@\s]+\.[^@\s]+$: a dot in the domain with something on each side.
+        let domain = Array(parts[1])
+        return domain.indices.contains { $0 > 0 && $0 < domain.count - 1 && domain[$0] == "." }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// How urgent a command is. Terminations come first: a leaver must be locked out within seconds,
+/// even behind a backlog of hires.
+public enum CommandPriority: Int, Sendable, Codable, Comparable {
+    case termination = 0
+    case normal = 10
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A command to bring one employee's Duo user to a desired state. It carries the full state, so it
+/// is idempotent and a newer one supersedes an older pending one.
+public struct ProvisioningCommand: Sendable, Hashable, Codable {
+    public var employeeID: String
+    public var desired: DesiredDuoState
+    public var priority: CommandPriority
+    /// The event that produced it.
+    public var eventID: String
+    public var eventSource: String
+    public var eventType: LifecycleEventType
+
+    public init(employeeID: String, desired: DesiredDuoState, priority: CommandPriority, eventID: String, eventSource: String, eventType: LifecycleEventType) {
+        self.employeeID = employeeID
+        self.desired = desired
+        self.priority = priority
+        self.eventID = eventID
+        self.eventSource = eventSource
+        self.eventType = eventType
+    }
+}
+
+/// What to do with an event.
+public enum PlanDecision: Sendable, Hashable {
+    /// Apply this command; remember this new employee state.
+    case command(ProvisioningCommand, EmployeeState)
+    /// The event is older than the last one accepted for the employee: nothing changes.
+    case stale(lastAccepted: EventOrdering)
+    /// The event is valid but the policy forbids applying it.
+    case rejected(PolicyViolation)
+}
+
+/// Turns a lifecycle event and what is known of the employee into a command.
+public struct LifecyclePlanner: Sendable {
+    public var mapping: MappingPolicy
+    public var termination: TerminationPolicy
+
+    public init(mapping: MappingPolicy, termination: TerminationPolicy) {
+        self.mapping = mapping
+        self.termination = termination
+    }
+
+    public func plan(_ event: EmployeeLifecycleEvent, state: EmployeeState?) -> PlanDecision {
+        let ordering = event.ordering
+        if let last = state?.lastAccepted, ordering.isOlder(than: last) { return .stale(lastAccepted: last) }
+
+        var employee = state ?? EmployeeState(employeeID: event.employeeID)
+        var desired = employee.desired
+        // Profile fields present in the event replace what was known.
+        if let v = event.username { desired.username = v }
+        if let v = event.email { desired.email = v }
+        if let v = event.firstName { desired.firstName = v }
+        if let v = event.lastName { desired.lastName = v }
+        if let v = event.displayName { desired.displayName = v }
+        if desired.username == nil { desired.username = mapping.derivedUsername(email: desired.email, employeeID: event.employeeID) }
+
+        var roleGroups: Set<String>?
+        if let roles = event.roles {
+            switch mapping.groups(for: roles) {
+            case .success(let groups): roleGroups = groups
+            case .failure(let violation): return .rejected(violation)
+            }
+        }
+
+        switch event.type {
+        case .hired, .updated, .roleChanged:
+            // Only a rehire re-enables a leaver: a hire, update or role change after termination
+            // updates the profile but leaves the user locked out and their groups as they are.
+            if !desired.terminated {
+                desired.status = .active
+                if let roleGroups { desired.groups = roleGroups }
+            }
+        case .rehired:
+            desired.terminated = false
+            desired.status = .active
+            desired.removal = .none
+            desired.groups = roleGroups ?? desired.groups
+        case .terminated:
+            desired.terminated = true
+            desired.status = .disabled
+            if termination.removeManagedGroups { desired.groups = [] }
+            switch termination.action {
+            case .disable: desired.removal = .none
+            case .delete: desired.removal = .delete(at: event.effectiveAt.addingTimeInterval(termination.deleteAfter.timeInterval))
+            case .trash: desired.removal = .trash
+            }
+        }
+
+        guard let username = desired.username, !username.isEmpty else {
+            return .rejected(PolicyViolation(code: "unknown_user",
+                                             message: "Cannot identify the Duo user of employee \(event.employeeID): no username or email is known"))
+        }
+        desired.username = username
+        employee.desired = desired
+        employee.lastAccepted = ordering
+        let command = ProvisioningCommand(employeeID: event.employeeID, desired: desired,
+                                          priority: event.type == .terminated ? .termination : .normal,
+                                          eventID: event.id, eventSource: event.source, eventType: event.type)
+        return .command(command, employee)
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
