@@ -42,9 +42,13 @@ public final class KafkaProducer: Sendable {
     /// idempotence means a retry inside librdkafka never duplicates or reorders them.
     public func send(batch messages: [KafkaProducerMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
         guard !messages.isEmpty else { return [] }
-        let collector = BatchCollector(count: messages.count)
+        let collector = BatchCollector(messages: messages)
+        let batchID = context.register(collector: collector)
+        defer { context.unregister(batchID: batchID) }
         for (index, message) in messages.enumerated() {
-            let id = context.register(collector: collector, index: index)
+            // The per-message opaque carries the batch and the index within it, so a delivery
+            // report finds its result slot without a per-message table.
+            let id = batchID << 32 | UInt(index)
             while true {
                 let err = enqueue(message, opaque: id)
                 if err == nil { break }
@@ -53,7 +57,7 @@ public final class KafkaProducer: Sendable {
                     try? await Task.sleep(for: .milliseconds(2))
                     continue
                 }
-                context.complete(id: id, result: .failure(err!))
+                collector.complete(index: index, result: .failure(err!))
                 break
             }
         }
@@ -104,8 +108,7 @@ public final class KafkaProducer: Sendable {
             let error: OpaquePointer? = message.topic.withCString { topic in
                 withBytes(message.key) { keyPtr, keyCount in
                     withBytes(message.value) { valuePtr, valueCount in
-                        var vus: [rd_kafka_vu_t] = []
-                        vus.reserveCapacity(7)
+                        var vus = VUList()
                         var vu = rd_kafka_vu_t()
                         vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
                         vu = rd_kafka_vu_t()
@@ -126,7 +129,7 @@ public final class KafkaProducer: Sendable {
                             vu = rd_kafka_vu_t()
                             vu.vtype = RD_KAFKA_VTYPE_HEADERS; vu.u.headers = headers; vus.append(vu)
                         }
-                        return rd_kafka_produceva(rk, vus, vus.count)
+                        return vus.withBuffer { rd_kafka_produceva(rk, $0.baseAddress, $0.count) }
                     }
                 }
             }
@@ -134,6 +137,23 @@ public final class KafkaProducer: Sendable {
             if let headers { rd_kafka_headers_destroy(headers) }
             return KafkaError(consuming: error, context: "Could not enqueue a message for \(message.topic)")
         }
+    }
+}
+
+/// Up to eight `rd_kafka_vu_t` values, stored inline (no heap allocation per message).
+private struct VUList {
+    private var storage = (rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(),
+                           rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t())
+    private(set) var count = 0
+
+    mutating func append(_ vu: rd_kafka_vu_t) {
+        withUnsafeMutableBytes(of: &storage) { $0.bindMemory(to: rd_kafka_vu_t.self)[count] = vu }
+        count += 1
+    }
+
+    mutating func withBuffer<R>(_ body: (UnsafeBufferPointer<rd_kafka_vu_t>) -> R) -> R {
+        let n = count
+        return withUnsafeBytes(of: &storage) { body(UnsafeBufferPointer(rebasing: $0.bindMemory(to: rd_kafka_vu_t.self)[0..<n])) }
     }
 }
 
@@ -153,9 +173,21 @@ final class BatchCollector: Sendable {
         var waiter: CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>?
     }
     private let state: Mutex<State>
+    private let topics: [String]
 
-    init(count: Int) {
-        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, waiter: nil))
+    init(messages: [KafkaProducerMessage]) {
+        topics = messages.map(\.topic)
+        state = Mutex(State(results: Array(repeating: nil, count: messages.count), remaining: messages.count, waiter: nil))
+    }
+
+    /// Records a delivery report for message `index`.
+    func delivered(index: Int, partition: Int32, offset: Int64, error: KafkaError?) {
+        guard index < topics.count else { return }
+        if let error {
+            complete(index: index, result: .failure(error))
+        } else {
+            complete(index: index, result: .success(KafkaDeliveryReport(topic: topics[index], partition: partition, offset: offset)))
+        }
     }
 
     func complete(index: Int, result: Result<KafkaDeliveryReport, KafkaError>) {
@@ -168,6 +200,10 @@ final class BatchCollector: Sendable {
             return (waiter, s.results.map { $0! })
         }
         if let (waiter, results) = resume { waiter.resume(returning: results) }
+    }
+
+    func failRemaining(_ error: KafkaError) {
+        for index in topics.indices { complete(index: index, result: .failure(error)) }
     }
 
     func wait() async -> [Result<KafkaDeliveryReport, KafkaError>] {
@@ -183,45 +219,34 @@ final class BatchCollector: Sendable {
 }
 
 final class ProducerContext: RDKafkaClientContext, @unchecked Sendable {
-    private struct Pending { var collector: BatchCollector; var index: Int }
-    private let pending = Mutex<(nextID: UInt, entries: [UInt: Pending])>((1, [:]))
+    private let batches = Mutex<(nextID: UInt, entries: [UInt: BatchCollector])>((1, [:]))
 
-    func register(collector: BatchCollector, index: Int) -> UInt {
-        pending.withLock { state in
+    func register(collector: BatchCollector) -> UInt {
+        batches.withLock { state in
             let id = state.nextID
-            state.nextID &+= 1
-            if state.nextID == 0 { state.nextID = 1 }
-            state.entries[id] = Pending(collector: collector, index: index)
+            state.nextID = state.nextID >= UInt(UInt32.max) ? 1 : state.nextID + 1
+            state.entries[id] = collector
             return id
         }
     }
 
-    func complete(id: UInt, result: Result<KafkaDeliveryReport, KafkaError>) {
-        guard let entry = pending.withLock({ $0.entries.removeValue(forKey: id) }) else { return }
-        entry.collector.complete(index: entry.index, result: result)
-    }
+    func unregister(batchID: UInt) { _ = batches.withLock { $0.entries.removeValue(forKey: batchID) } }
 
-    override func delivered(opaque: UInt, result: Result<KafkaDeliveryReport, KafkaError>) {
-        complete(id: opaque, result: result)
+    func deliveryReport(opaque: UInt, partition: Int32, offset: Int64, error: KafkaError?) {
+        guard let collector = batches.withLock({ $0.entries[opaque >> 32] }) else { return }
+        collector.delivered(index: Int(opaque & 0xFFFF_FFFF), partition: partition, offset: offset, error: error)
     }
 
     func failAll(_ error: KafkaError) {
-        let entries = pending.withLock { state -> [Pending] in
-            defer { state.entries = [:] }
-            return Array(state.entries.values)
-        }
-        for entry in entries { entry.collector.complete(index: entry.index, result: .failure(error)) }
+        let collectors = batches.withLock { Array($0.entries.values) }
+        for collector in collectors { collector.failRemaining(error) }
     }
 }
 
 private func rdkafkaDeliveryReportCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let context = RDKafkaClientContext.from(rk), let message else { return }
+    guard let context = RDKafkaClientContext.from(rk) as? ProducerContext, let message else { return }
     let m = message.pointee
-    let id = UInt(bitPattern: m._private)
-    let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        context.delivered(opaque: id, result: .success(KafkaDeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
-    } else {
-        context.delivered(opaque: id, result: .failure(KafkaError(m.err, context: "Delivery to \(topic) failed")))
-    }
+    let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil
+        : KafkaError(m.err, context: "Delivery to \(m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?") failed")
+    context.deliveryReport(opaque: UInt(bitPattern: m._private), partition: m.partition, offset: m.offset, error: error)
 }

@@ -14,9 +14,6 @@ class RDKafkaClientContext: @unchecked Sendable {
         self.statistics = statistics
     }
 
-    /// A delivery report for one produced message (producers only).
-    func delivered(opaque: UInt, result: Result<KafkaDeliveryReport, KafkaError>) {}
-
     /// librdkafka reported a client-level error that is not tied to one message.
     func clientError(_ error: KafkaError) {
         if error.isFatal {
