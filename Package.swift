@@ -67,12 +67,19 @@ let package = Package(
         // The lifecycle domain: events, contracts, mapping policy, desired state, commands, diff.
         // It imports no Kafka, SQL or HTTP code.
         .target(name: "Lifecycle"),
+        // The store: inbox, employees, commands and outbox, in SQLite through GRDB.
+        .target(
+            name: "LifecycleStore",
+            dependencies: ["Lifecycle", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // The worker wiring: adapters from the domain's ports to the Duo client and Kafka.
         .target(
             name: "LifecycleWorker",
             dependencies: [
-                "Lifecycle", "DuoAdmin", "Kafka",
+                "Lifecycle", "LifecycleStore", "DuoAdmin", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -102,6 +109,10 @@ let package = Package(
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator"]),
         .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator"]),
+        .testTarget(name: "LifecycleWorkerTests", dependencies: [
+            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ]

@@ -142,6 +142,7 @@ public final class DuoEmulator: Sendable {
         }
         if let status = plan.status {
             switch status {
+            case 400: return envelope(error: .invalidParameter("injected", "fault injected by the emulator"))
             case 401: return envelope(error: .invalidSignature)
             case 429: return envelope(error: .tooManyRequests)
             case 503: return envelope(error: .unavailable)

@@ -42,7 +42,7 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
     public var throttleRate: Double = 0
     /// Fraction of requests whose connection is closed without an answer.
     public var resetRate: Double = 0
-    /// When set, every Admin API request fails with this HTTP status (500, 503, 401 or 429).
+    /// When set, every Admin API request fails with this HTTP status (400, 401, 429, 500 or 503).
     public var failAll: Int?
     /// The next N requests fail with ``failNextStatus``.
     public var failNext: Int = 0
@@ -94,7 +94,8 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
         if let rateLimit, rateLimit <= 0 { throw .invalidParameter("rate_limit", "rate_limit must be positive") }
         if let latencyMs, latencyMs < 0 { throw .invalidParameter("latency_ms", "latency_ms must not be negative") }
         if let latencyMaxMs, latencyMaxMs < (latencyMs ?? 0) { throw .invalidParameter("latency_max_ms", "latency_max_ms must be at least latency_ms") }
-        if let failAll, ![401, 429, 500, 503].contains(failAll) { throw .invalidParameter("fail_all", "fail_all must be 401, 429, 500 or 503") }
+        if let failAll, ![400, 401, 429, 500, 503].contains(failAll) { throw .invalidParameter("fail_all", "fail_all must be 400, 401, 429, 500 or 503") }
+        if ![400, 401, 429, 500, 503].contains(failNextStatus) { throw .invalidParameter("fail_next_status", "fail_next_status must be 400, 401, 429, 500 or 503") }
         if failNext < 0 { throw .invalidParameter("fail_next", "fail_next must not be negative") }
     }
 }

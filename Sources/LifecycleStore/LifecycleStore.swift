@@ -1,0 +1,173 @@
+import Foundation
+import Lifecycle
+
+/// The durable state of the worker: the inbox of consumed events, the employees' state, the
+/// commands, and the outbox of result events and dead letters.
+///
+/// Everything that must change together changes in one ``write(_:)`` transaction: a command's
+/// new state and the result event or dead letter it causes, or a polled batch's inbox rows,
+/// commands and dead letters. SQLite implements it today; the protocol leaves room for PostgreSQL.
+public protocol LifecycleStore: Sendable {
+    /// Runs `body` in one transaction; everything it writes commits together or not at all.
+    func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T
+
+    /// Puts commands left `running` by a crash back to `pending`. Applying is idempotent, so
+    /// running them again is safe. Returns how many.
+    func recoverRunning() throws -> Int
+
+    /// Claims up to `limit` ready commands, highest priority first, then oldest; never two of the
+    /// same employee, and never one whose employee has a command running. They become `running`.
+    func claimReady(limit: Int, now: Date) throws -> [StoredCommand]
+
+    /// The earliest time a waiting command becomes ready, if any.
+    func nextReadyAt() throws -> Date?
+
+    /// Outbox messages not yet sent, oldest first.
+    func unsentOutbox(limit: Int) throws -> [OutboxMessage]
+
+    /// Marks outbox messages sent.
+    func markSent(_ ids: [Int64], at: Date) throws
+
+    /// Deletes sent outbox messages older than `cutoff`. Returns how many.
+    func purgeSent(before cutoff: Date) throws -> Int
+
+    /// Counts for health and metrics.
+    func statistics(now: Date) throws -> StoreStatistics
+}
+
+/// The operations available inside a store transaction.
+public protocol LifecycleStoreTransaction {
+    /// Whether an event with this CloudEvents source and id was consumed before.
+    func inboxContains(source: String, id: String) throws -> Bool
+    /// Records a consumed event. Replays overwrite the earlier row.
+    func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) throws
+
+    func employeeState(_ employeeID: String) throws -> EmployeeState?
+    func saveEmployeeState(_ state: EmployeeState) throws
+
+    /// The employee's waiting command (`pending` or `retry`), if any. A running one is not returned.
+    func waitingCommand(employeeID: String) throws -> StoredCommand?
+    /// Adds a command.
+    @discardableResult
+    func insertCommand(_ command: NewCommand) throws -> Int64
+    /// Sets a command's state, attempts, next attempt time and error.
+    func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) throws
+
+    /// Adds a message to the outbox.
+    func enqueue(_ message: NewOutboxMessage) throws
+}
+
+/// Where a command is in its life.
+public enum CommandState: String, Sendable, Codable {
+    /// Waiting for its turn.
+    case pending
+    /// Being applied.
+    case running
+    /// Failed in a retriable way; waiting for its next attempt.
+    case retry
+    /// Applied.
+    case done
+    /// Given up on; its event went to the dead-letter topic.
+    case dead
+    /// Replaced by a newer command for the same employee before it ran.
+    case superseded
+}
+
+/// The Kafka record an event came from, kept so that results and dead letters can refer to it and
+/// a dead letter can carry the original bytes.
+public struct SourceRecord: Sendable, Hashable, Codable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var timestampMs: Int64?
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [StoredHeader]
+    public var receivedAt: Date
+
+    public init(topic: String, partition: Int32, offset: Int64, timestampMs: Int64?, key: [UInt8]?, value: [UInt8]?, headers: [StoredHeader], receivedAt: Date) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestampMs = timestampMs
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.receivedAt = receivedAt
+    }
+}
+
+/// A header as stored.
+public struct StoredHeader: Sendable, Hashable, Codable {
+    public var name: String
+    public var value: [UInt8]?
+    public init(name: String, value: [UInt8]?) { self.name = name; self.value = value }
+}
+
+/// A command to insert.
+public struct NewCommand: Sendable {
+    public var command: ProvisioningCommand
+    public var source: SourceRecord
+    public var state: CommandState
+    public var notBefore: Date
+    /// A follow-up (such as a scheduled deletion) has no input event of its own, so no result event.
+    public var isFollowUp: Bool
+
+    public init(command: ProvisioningCommand, source: SourceRecord, state: CommandState = .pending, notBefore: Date, isFollowUp: Bool = false) {
+        self.command = command
+        self.source = source
+        self.state = state
+        self.notBefore = notBefore
+        self.isFollowUp = isFollowUp
+    }
+}
+
+/// A command as stored.
+public struct StoredCommand: Sendable, Hashable {
+    public var id: Int64
+    public var command: ProvisioningCommand
+    public var source: SourceRecord
+    public var state: CommandState
+    public var attempts: Int
+    public var nextAttemptAt: Date
+    public var firstFailureAt: Date?
+    public var lastError: String?
+    public var isFollowUp: Bool
+    public var createdAt: Date
+}
+
+/// What the outbox holds.
+public enum OutboxKind: String, Sendable, Codable { case result, deadLetter = "dead_letter" }
+
+/// A message to publish.
+public struct NewOutboxMessage: Sendable {
+    public var kind: OutboxKind
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [StoredHeader]
+
+    public init(kind: OutboxKind, topic: String, key: [UInt8]?, value: [UInt8]?, headers: [StoredHeader]) {
+        self.kind = kind
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// A message in the outbox.
+public struct OutboxMessage: Sendable {
+    public var id: Int64
+    public var message: NewOutboxMessage
+    public var createdAt: Date
+}
+
+/// Counts for health and metrics.
+public struct StoreStatistics: Sendable, Hashable {
+    public var commandsByState: [CommandState: Int]
+    public var outboxBacklog: Int
+    /// Age of the oldest unsent outbox message, in seconds.
+    public var outboxOldestAge: Double
+    public var inboxSize: Int
+}

@@ -1,0 +1,222 @@
+import Foundation
+import GRDB
+import Lifecycle
+
+/// The SQLite store, through GRDB, in WAL mode.
+public final class SQLiteLifecycleStore: LifecycleStore {
+    private let pool: DatabasePool
+    public let path: String
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return d
+    }()
+
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    public init(path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        self.path = path
+        self.pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE inbox (
+                    source TEXT NOT NULL, event_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                    "offset" INTEGER NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (source, event_id));
+                CREATE TABLE employees (employee_id TEXT PRIMARY KEY NOT NULL, state BLOB NOT NULL, updated_at REAL NOT NULL);
+                CREATE TABLE commands (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    employee_id TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL,
+                    command BLOB NOT NULL, source BLOB NOT NULL, follow_up INTEGER NOT NULL DEFAULT 0,
+                    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, first_failure_at REAL, last_error TEXT,
+                    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+                CREATE INDEX commands_ready ON commands (state, priority, next_attempt_at, id) WHERE state IN ('pending', 'retry');
+                CREATE INDEX commands_employee ON commands (employee_id, state);
+                CREATE INDEX commands_running ON commands (state) WHERE state = 'running';
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, topic TEXT NOT NULL,
+                    key BLOB, value BLOB, headers BLOB NOT NULL, created_at REAL NOT NULL, sent_at REAL);
+                CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+                CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+                """)
+        }
+        return m
+    }
+
+    public func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T {
+        try pool.write { db in try body(Transaction(db: db)) }
+    }
+
+    public func recoverRunning() throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE commands SET state = 'pending', updated_at = ? WHERE state = 'running'", arguments: [Date().timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    public func claimReady(limit: Int, now: Date) throws -> [StoredCommand] {
+        try pool.write { db in
+            // Highest priority first, then oldest. Skip employees with a running command, and take
+            // at most one command per employee, so one employee's commands never run at once.
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM commands c
+                WHERE c.state IN ('pending', 'retry') AND c.next_attempt_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
+                ORDER BY c.priority, c.next_attempt_at, c.id
+                LIMIT ?
+                """, arguments: [now.timeIntervalSince1970, limit * 4])
+            var seen = Set<String>()
+            var claimed: [StoredCommand] = []
+            for row in rows where claimed.count < limit {
+                let command = try Self.command(row)
+                guard seen.insert(command.command.employeeID).inserted else { continue }
+                try db.execute(sql: "UPDATE commands SET state = 'running', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, command.id])
+                var running = command
+                running.state = .running
+                claimed.append(running)
+            }
+            return claimed
+        }
+    }
+
+    public func nextReadyAt() throws -> Date? {
+        try pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')")
+                .map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    public func unsentOutbox(limit: Int) throws -> [OutboxMessage] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { row in
+                OutboxMessage(id: row["id"], message: NewOutboxMessage(
+                    kind: OutboxKind(rawValue: row["kind"]) ?? .result, topic: row["topic"],
+                    key: (row["key"] as Data?).map { Array($0) }, value: (row["value"] as Data?).map { Array($0) },
+                    headers: try Self.decoder.decode([StoredHeader].self, from: row["headers"] as Data)),
+                    createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            }
+        }
+    }
+
+    public func markSent(_ ids: [Int64], at: Date) throws {
+        guard !ids.isEmpty else { return }
+        try pool.write { db in
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min(ids.count, $0 + 500)]) }) {
+                let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                try db.execute(sql: "UPDATE outbox SET sent_at = ? WHERE id IN (\(marks))",
+                               arguments: StatementArguments([at.timeIntervalSince1970] + chunk.map { Double($0) }))
+            }
+        }
+    }
+
+    public func purgeSent(before cutoff: Date) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    public func statistics(now: Date) throws -> StoreStatistics {
+        try pool.read { db in
+            var byState: [CommandState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM commands GROUP BY state") {
+                if let s = CommandState(rawValue: row["state"]) { byState[s] = row["n"] }
+            }
+            let backlog = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") ?? 0
+            let oldest = try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL")
+            let inbox = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox") ?? 0
+            return StoreStatistics(commandsByState: byState, outboxBacklog: backlog,
+                                   outboxOldestAge: oldest.map { max(0, now.timeIntervalSince1970 - $0) } ?? 0, inboxSize: inbox)
+        }
+    }
+
+    /// Every command, for tests and tools.
+    public func allCommands() throws -> [StoredCommand] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }
+    }
+
+    static func command(_ row: Row) throws -> StoredCommand {
+        StoredCommand(
+            id: row["id"], command: try decoder.decode(ProvisioningCommand.self, from: row["command"] as Data),
+            source: try decoder.decode(SourceRecord.self, from: row["source"] as Data),
+            state: CommandState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+            nextAttemptAt: Date(timeIntervalSince1970: row["next_attempt_at"]),
+            firstFailureAt: (row["first_failure_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            lastError: row["last_error"], isFollowUp: (row["follow_up"] as Int) != 0,
+            createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+
+    /// One write transaction.
+    struct Transaction: LifecycleStoreTransaction {
+        let db: Database
+
+        func inboxContains(source: String, id: String) throws -> Bool {
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?", arguments: [source, id]) ?? false
+        }
+
+        func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) throws {
+            try db.execute(sql: """
+                INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
+                  "offset" = excluded."offset", received_at = excluded.received_at
+                """, arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
+        }
+
+        func employeeState(_ employeeID: String) throws -> EmployeeState? {
+            try (Data.fetchOne(db, sql: "SELECT state FROM employees WHERE employee_id = ?", arguments: [employeeID]))
+                .map { try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: $0) }
+        }
+
+        func saveEmployeeState(_ state: EmployeeState) throws {
+            try db.execute(sql: """
+                INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                """, arguments: [state.employeeID, try SQLiteLifecycleStore.encoder.encode(state), Date().timeIntervalSince1970])
+        }
+
+        func waitingCommand(employeeID: String) throws -> StoredCommand? {
+            try Row.fetchOne(db, sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1",
+                             arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+        }
+
+        func insertCommand(_ c: NewCommand) throws -> Int64 {
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO commands (employee_id, state, priority, command, source, follow_up, next_attempt_at, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
+                                 try SQLiteLifecycleStore.encoder.encode(c.command), try SQLiteLifecycleStore.encoder.encode(c.source),
+                                 c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now])
+            return db.lastInsertedRowID
+        }
+
+        func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) throws {
+            try db.execute(sql: """
+                UPDATE commands SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), first_failure_at = ?,
+                  last_error = ?, updated_at = ? WHERE id = ?
+                """, arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
+                                 lastError, now.timeIntervalSince1970, id])
+        }
+
+        func enqueue(_ m: NewOutboxMessage) throws {
+            try db.execute(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
+                                       try SQLiteLifecycleStore.encoder.encode(m.headers), Date().timeIntervalSince1970])
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Lifecycle
+import LifecycleStore
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Applies ready commands to Duo with bounded concurrency: terminations first, then oldest;
+/// never two commands of one employee at once. Retriable failures are retried with backoff,
+/// permanent ones dead-lettered; an outage opens the circuit breaker and dead-letters nothing.
+public final class CommandDispatcher: Service, Sendable {
+    let store: any LifecycleStore
+    let directory: any DuoDirectoryPort
+    let configuration: WorkerConfiguration
+    let applier: CommandApplier
+    let factory: OutboxMessageFactory
+    public let breaker: CircuitBreaker
+    let logger: Logger
+    /// Signalled when commands are added, and by finished commands.
+    public let wakeup = WakeupSignal()
+    /// Signalled when something was written to the outbox.
+    let outboxWakeup: WakeupSignal?
+    private let inFlight = Mutex(0)
+
+    public init(store: any LifecycleStore, directory: any DuoDirectoryPort, configuration: WorkerConfiguration, logger: Logger,
+                outboxWakeup: WakeupSignal? = nil) {
+        self.store = store
+        self.directory = directory
+        self.configuration = configuration
+        self.applier = CommandApplier(mapping: configuration.mapping)
+        self.factory = OutboxMessageFactory(configuration: configuration)
+        self.breaker = CircuitBreaker(configuration: configuration.breaker, logger: logger)
+        self.logger = logger
+        self.outboxWakeup = outboxWakeup
+    }
+
+    public func run() async throws {
+        let recovered = try store.recoverRunning()
+        if recovered > 0 { logger.notice("Recovered commands left running by an earlier stop; they run again (applying is idempotent)", metadata: ["count": "\(recovered)"]) }
+        let maxConcurrency = max(1, configuration.maxConcurrency)
+        // On graceful shutdown: take no new commands, let those in flight finish.
+        await withDiscardingTaskGroup { group in
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                if breaker.isOpen {
+                    await probe()
+                    continue
+                }
+                let free = maxConcurrency - inFlight.withLock { $0 }
+                var claimed: [StoredCommand] = []
+                if free > 0 {
+                    do { claimed = try store.claimReady(limit: free, now: Date()) } catch {
+                        logger.error("Could not read commands from the store", metadata: ["error": "\(error)"])
+                    }
+                }
+                for command in claimed {
+                    inFlight.withLock { $0 += 1 }
+                    group.addTask {
+                        await self.process(command)
+                        self.inFlight.withLock { $0 -= 1 }
+                        self.wakeup.signal()
+                    }
+                }
+                if claimed.isEmpty || claimed.count == free {
+                    var timeout: Duration = .milliseconds(500)
+                    if let next = try? store.nextReadyAt() {
+                        let wait = next.timeIntervalSinceNow
+                        timeout = .milliseconds(Int64(min(500, max(1, wait * 1000))))
+                    }
+                    await wakeup.wait(timeout: timeout)
+                }
+            }
+        }
+        logger.info("Dispatcher stopped; commands in flight finished")
+    }
+
+    /// While the breaker is open, one cheap read every probe interval until Duo answers.
+    private func probe() async {
+        try? await Task.sleep(for: configuration.breaker.probeInterval)
+        do {
+            _ = try await directory.user(username: "duo-lifecycle-health-probe")
+            breaker.close()
+        } catch {
+            logger.warning("Duo still unavailable; circuit breaker stays open", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func process(_ stored: StoredCommand) async {
+        let started = ContinuousClock.now
+        let knownUserID = (try? store.write { try $0.employeeState(stored.command.employeeID) })??.duoUserID
+        let result = await applier.apply(stored.command, knownUserID: knownUserID, directory: directory)
+        let now = Date()
+        do {
+            switch result {
+            case .success(let outcome):
+                breaker.recordSuccess()
+                try complete(stored, outcome: outcome, now: now)
+            case .failure(.policy(let violation)):
+                try deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
+                               operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: now)
+            case .failure(.directory(let error, let operations, let userID)):
+                if error.isAuthenticationFailure {
+                    // An outage, not this command's fault: put it back without counting the attempt.
+                    breaker.recordFailure(authentication: true, reason: error.description)
+                    try store.write { tx in
+                        try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: now.addingTimeInterval(1),
+                                             firstFailureAt: stored.firstFailureAt, lastError: error.description, now: now)
+                    }
+                } else if error.isRetriable {
+                    breaker.recordFailure(authentication: false, reason: error.description)
+                    try retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: now)
+                } else {
+                    breaker.recordSuccess()  // Duo answered; the request was at fault.
+                    try deadLetter(stored, reason: .duoPermanent, code: error.code, message: "Duo refused the change: \(error.description)",
+                                   retriable: false, operations: operations, userID: userID, attempts: stored.attempts + 1, now: now)
+                }
+            }
+        } catch {
+            logger.error("Could not record a command's outcome; it will run again", metadata: ["command": "\(stored.id)", "error": "\(error)"])
+        }
+        Timer(label: "duo_lifecycle_command_duration_seconds").recordNanoseconds((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
+                                                                             + (ContinuousClock.now - started).components.seconds * 1_000_000_000)
+        outboxWakeup?.signal()
+    }
+
+    private func complete(_ stored: StoredCommand, outcome: ApplyOutcome, now: Date) throws {
+        let resultOutcome: ProvisioningOutcome = outcome.deleteAt != nil ? .scheduled : (outcome.operations.isEmpty ? .noChange : .applied)
+        try store.write { tx in
+            try tx.updateCommand(id: stored.id, state: .done, attempts: stored.attempts + 1, nextAttemptAt: nil,
+                                 firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
+            if var state = try tx.employeeState(stored.command.employeeID) {
+                state.duoUserID = outcome.operations.last == .deleteUser ? nil : (outcome.userID ?? state.duoUserID)
+                try tx.saveEmployeeState(state)
+            }
+            if let deleteAt = outcome.deleteAt, try tx.waitingCommand(employeeID: stored.command.employeeID) == nil {
+                try tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
+            }
+            if !stored.isFollowUp {
+                try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
+                                              operations: outcome.operations, attempts: stored.attempts + 1, now: now))
+            }
+        }
+        Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", resultOutcome.rawValue)]).increment()
+    }
+
+    private func retryOrGiveUp(_ stored: StoredCommand, error: DirectoryError, operations: [DuoOperationKind], userID: String?, now: Date) throws {
+        let attempts = stored.attempts + 1
+        let firstFailure = stored.firstFailureAt ?? now
+        let policy = configuration.retry
+        let tooOld = now.timeIntervalSince(firstFailure) >= policy.maxAge.seconds
+        let tooMany = policy.maxAttempts.map { attempts >= $0 } ?? false
+        if tooOld || tooMany {
+            try deadLetter(stored, reason: .retriesExhausted, code: error.code,
+                           message: "Gave up after \(attempts) attempts over \(Int(now.timeIntervalSince(firstFailure))) s: \(error.description)",
+                           retriable: true, operations: operations, userID: userID, attempts: attempts, now: now, firstFailure: firstFailure)
+            return
+        }
+        let delay = policy.delay(afterAttempts: attempts)
+        try store.write { tx in
+            try tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay.seconds),
+                                 firstFailureAt: firstFailure, lastError: error.description, now: now)
+        }
+        Counter(label: "duo_lifecycle_retries_total").increment()
+        logger.debug("Command failed; retrying", metadata: ["employee": "\(stored.command.employeeID)", "attempt": "\(attempts)",
+                                                           "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                                                           "error": "\(error)"])
+    }
+
+    private func deadLetter(_ stored: StoredCommand, reason: DeadLetterReason, code: String, message: String, retriable: Bool,
+                            operations: [DuoOperationKind], userID: String?, attempts: Int, now: Date, firstFailure: Date? = nil) throws {
+        try store.write { tx in
+            try tx.updateCommand(id: stored.id, state: .dead, attempts: attempts, nextAttemptAt: nil,
+                                 firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now, lastError: message, now: now)
+            if !stored.isFollowUp {
+                try tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
+                                                  firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now))
+                try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .deadLettered, userID: userID,
+                                              operations: operations, attempts: attempts,
+                                              error: .init(code: code, message: message, retriable: retriable), now: now))
+            }
+        }
+        Counter(label: "duo_lifecycle_dead_letters_total", dimensions: [("stage", "dispatch")]).increment()
+        Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", "dead_lettered")]).increment()
+        logger.warning("Command dead-lettered", metadata: ["employee": "\(stored.command.employeeID)", "event": "\(stored.command.eventID)",
+                                                           "reason": "\(reason.rawValue)", "error": "\(message)"])
+    }
+
+    private func identity(_ stored: StoredCommand) -> OutboxMessageFactory.EventIdentity {
+        .init(id: stored.command.eventID, source: stored.command.eventSource, type: stored.command.eventType.rawValue, employeeID: stored.command.employeeID)
+    }
+}

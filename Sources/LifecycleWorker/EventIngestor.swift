@@ -1,0 +1,96 @@
+import Foundation
+import Kafka
+import Lifecycle
+import LifecycleStore
+import Logging
+import Metrics
+
+/// Turns a polled batch of records into durable state, in one store transaction.
+public struct EventIngestor: Sendable {
+    public struct Summary: Sendable, Hashable {
+        public var commands = 0
+        public var duplicates = 0
+        public var stale = 0
+        public var deadLettered = 0
+        public var superseded = 0
+    }
+
+    let store: any LifecycleStore
+    let planner: LifecyclePlanner
+    let factory: OutboxMessageFactory
+    let decoder = LifecycleEventDecoder()
+
+    public init(store: any LifecycleStore, configuration: WorkerConfiguration) {
+        self.store = store
+        self.planner = LifecyclePlanner(mapping: configuration.mapping, termination: configuration.termination)
+        self.factory = OutboxMessageFactory(configuration: configuration)
+    }
+
+    /// Records every message of the batch durably: in the inbox, as a command, or as a dead
+    /// letter (with its result event) in the outbox. Invalid events never block the partition:
+    /// they become dead letters like any other outcome.
+    public func ingest(_ batch: [KafkaConsumerMessage], now: Date = Date()) throws -> Summary {
+        var summary = Summary()
+        try store.write { tx in
+            for message in batch { try ingest(message, tx: tx, now: now, summary: &summary) }
+        }
+        Counter(label: "duo_lifecycle_events_in_total").increment(by: batch.count)
+        if summary.deadLettered > 0 { Counter(label: "duo_lifecycle_dead_letters_total", dimensions: [("stage", "ingest")]).increment(by: summary.deadLettered) }
+        return summary
+    }
+
+    private func ingest(_ message: KafkaConsumerMessage, tx: any LifecycleStoreTransaction, now: Date, summary: inout Summary) throws {
+        let source = SourceRecord(topic: message.topic, partition: message.partition, offset: message.offset, timestampMs: message.timestampMilliseconds,
+                                  key: message.key, value: message.value, headers: message.headers.map { StoredHeader(name: $0.key, value: $0.value) },
+                                  receivedAt: now)
+        // A replay from the dead-letter topic is processed again even though the inbox has it.
+        let isReplay = message.headers.contains { $0.key == "dlq-replayed-at" }
+        let record = LifecycleRecord(key: message.key, value: message.value, headers: message.headers.map { (name: $0.key, value: $0.value) })
+        switch decoder.decode(record) {
+        case .failure(let rejection):
+            // An event without a readable id is known by where it sits in Kafka.
+            let inboxSource = rejection.eventSource.flatMap { rejection.eventID != nil ? $0 : nil } ?? "kafka:\(message.topic)"
+            let inboxID = rejection.eventSource != nil ? (rejection.eventID ?? "\(message.partition):\(message.offset)") : "\(message.partition):\(message.offset)"
+            if try tx.inboxContains(source: inboxSource, id: inboxID), !isReplay { summary.duplicates += 1; return }
+            try tx.recordInbox(source: inboxSource, id: inboxID, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
+            let identity = OutboxMessageFactory.EventIdentity(id: rejection.eventID, source: rejection.eventSource, type: rejection.eventType, employeeID: rejection.employeeID)
+            try tx.enqueue(factory.deadLetter(record: source, reason: .validation, message: "Invalid event: \(rejection.description)",
+                                              errorCode: "validation.\(rejection.rule)", attempts: 0, firstFailureAt: now))
+            try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+                                          error: .init(code: "validation", message: rejection.description, retriable: false), now: now))
+            summary.deadLettered += 1
+
+        case .success(let event):
+            if try tx.inboxContains(source: event.source, id: event.id), !isReplay { summary.duplicates += 1; return }
+            try tx.recordInbox(source: event.source, id: event.id, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
+            let identity = OutboxMessageFactory.EventIdentity(id: event.id, source: event.source, type: event.type.rawValue, employeeID: event.employeeID)
+            switch planner.plan(event, state: try tx.employeeState(event.employeeID)) {
+            case .stale:
+                try tx.enqueue(factory.result(for: identity, record: source, outcome: .stale, now: now))
+                summary.stale += 1
+            case .rejected(let violation):
+                try tx.enqueue(factory.deadLetter(record: source, reason: .policy, message: violation.message, errorCode: "policy.\(violation.code)",
+                                                  attempts: 0, firstFailureAt: now))
+                try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+                                              error: .init(code: "policy.\(violation.code)", message: violation.message, retriable: false), now: now))
+                summary.deadLettered += 1
+            case .command(let command, let state):
+                try tx.saveEmployeeState(state)
+                // At most one waiting command per employee: the newer one carries the full desired
+                // state, so the older one is superseded. A running one is left to finish.
+                if let waiting = try tx.waitingCommand(employeeID: event.employeeID) {
+                    try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
+                                         firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
+                    if !waiting.isFollowUp {
+                        let old = OutboxMessageFactory.EventIdentity(id: waiting.command.eventID, source: waiting.command.eventSource,
+                                                                     type: waiting.command.eventType.rawValue, employeeID: waiting.command.employeeID)
+                        try tx.enqueue(factory.result(for: old, record: waiting.source, outcome: .superseded, attempts: waiting.attempts, now: now))
+                        summary.superseded += 1
+                    }
+                }
+                try tx.insertCommand(NewCommand(command: command, source: source, notBefore: now))
+                summary.commands += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Synchronization
+
+/// Wakes a waiting loop early: a signal sent while nobody waits is kept until the next wait.
+public final class WakeupSignal: Sendable {
+    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    public init() {}
+
+    public func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter { s.waiter = nil; return w }
+            s.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Waits for a signal, or until `timeout` passes.
+    public func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { s -> Bool in
+                        if s.pending { s.pending = false; return true }
+                        s.waiter?.resume()
+                        s.waiter = c
+                        return false
+                    }
+                    if ready { c.resume() }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                self.signal()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        // A timeout's own signal may be left pending; consume it so it does not wake the next wait.
+        state.withLock { $0.pending = false }
+    }
+}

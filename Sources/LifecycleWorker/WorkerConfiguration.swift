@@ -1,0 +1,73 @@
+import Foundation
+import Lifecycle
+
+/// How the worker consumes, dispatches, retries and publishes.
+public struct WorkerConfiguration: Sendable {
+    /// The topics with lifecycle events.
+    public var lifecycleTopics: [String] = ["hr.employee.lifecycle.v1"]
+    /// The consumer group. Default: `duo-lifecycle`.
+    public var groupID: String = "duo-lifecycle"
+    /// Where result events go. Default: `duo.provisioning.results.v1`.
+    public var resultsTopic: String = "duo.provisioning.results.v1"
+    /// Where dead letters go. Default: `hr.employee.lifecycle.v1.dlq`.
+    public var deadLetterTopic: String = "hr.employee.lifecycle.v1.dlq"
+    /// The CloudEvents `source` of result events. Default: `urn:duo-lifecycle`.
+    public var resultSource: String = "urn:duo-lifecycle"
+    /// Mapping of roles to groups, usernames, missing groups.
+    public var mapping = MappingPolicy()
+    /// What happens to leavers.
+    public var termination = TerminationPolicy()
+    /// Retries of failed commands.
+    public var retry = CommandRetryPolicy()
+    /// Commands applied at once. Default: 8.
+    public var maxConcurrency: Int = 8
+    /// How long sent outbox rows are kept before they are deleted. Default: 1 hour.
+    public var outboxRetention: Duration = .seconds(3600)
+    /// Circuit breaker settings.
+    public var breaker = CircuitBreakerConfiguration()
+
+    public init() {}
+}
+
+/// Exponential backoff with jitter for commands that failed in a retriable way.
+public struct CommandRetryPolicy: Sendable, Hashable {
+    /// The first wait. Default: 1 s.
+    public var base: Duration = .seconds(1)
+    /// The longest wait. Default: 5 minutes.
+    public var max: Duration = .seconds(300)
+    /// How long after the first failure a command is given up on. Default: 24 hours.
+    public var maxAge: Duration = .seconds(86_400)
+    /// The most attempts, if limited. Default: none (the age limit applies).
+    public var maxAttempts: Int?
+
+    public init(base: Duration = .seconds(1), max: Duration = .seconds(300), maxAge: Duration = .seconds(86_400), maxAttempts: Int? = nil) {
+        self.base = base
+        self.max = max
+        self.maxAge = maxAge
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The wait before attempt `attempts + 1`: base·2^(attempts−1) capped at `max`, with
+    /// "equal jitter" (half fixed, half random) so a herd of failures spreads out.
+    public func delay(afterAttempts attempts: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
+        let exponent = Swift.min(30, Swift.max(0, attempts - 1))
+        let raw = Swift.min(max.seconds, base.seconds * Double(1 << exponent))
+        return .milliseconds(Int64((raw / 2 + raw / 2 * random) * 1000))
+    }
+}
+
+/// When the dispatcher stops calling Duo.
+public struct CircuitBreakerConfiguration: Sendable, Hashable {
+    /// Failure ratio over the window that opens the breaker. Default: 0.5.
+    public var failureRatio: Double = 0.5
+    /// Calls in the sliding window. Default: 20.
+    public var window: Int = 20
+    /// How often an open breaker probes Duo. Default: 1 s.
+    public var probeInterval: Duration = .seconds(1)
+
+    public init() {}
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

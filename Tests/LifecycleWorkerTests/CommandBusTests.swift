@@ -1,0 +1,225 @@
+import DuoAdmin
+import DuoEmulator
+import Foundation
+import Kafka
+import Lifecycle
+import LifecycleStore
+import LifecycleWorker
+import Testing
+
+@Suite("Durable command bus (mock Kafka, emulator over HTTP, SQLite file)", .serialized, .timeLimit(.minutes(5)))
+struct CommandBusTests {
+    static let groupsFor: [String: Set<String>] = ["engineering": ["Engineering", "VPN"], "sales": ["Sales"], "support": ["Support", "VPN"]]
+
+    @Test("Faults: 1,000 events for 200 employees under 20% 500s and 10% 429s end right, one result each, no dead letters")
+    func faults() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.errorRate = 0.2
+        faults.throttleRate = 0.1
+        let h = try await WorkerHarness(emulatorFaults: faults)
+        var events: [WorkerHarness.Event] = []
+        for i in 0..<200 {
+            let e = "F\(i)"
+            events += [WorkerHarness.event("hired", e, seq: 1, roles: ["engineering"]),
+                       WorkerHarness.event("role_changed", e, seq: 2, roles: ["sales"]),
+                       WorkerHarness.event("updated", e, seq: 3, extra: ["display_name": "Employee \(i)"]),
+                       WorkerHarness.event("role_changed", e, seq: 4, roles: i % 2 == 0 ? ["support"] : ["sales", "engineering"])]
+            events.append(i % 4 == 0 ? WorkerHarness.event("terminated", e, seq: 5) : WorkerHarness.event("updated", e, seq: 5, extra: ["last_name": "Final"]))
+        }
+        try await h.publish(events)
+        try h.startWorker()
+        let results = try await h.results(count: 1000, timeout: .seconds(180))
+        try await h.stopWorker()
+
+        #expect(results.count == 1000, "exactly one result per input")
+        #expect(Set(results.compactMap(\.eventID)) == Set(events.map(\.id)))
+        #expect(!results.contains { $0.outcome == "dead_lettered" })
+        #expect(try await h.deadLetters(count: 0).isEmpty)
+        for i in 0..<200 {
+            let user = try #require(h.emulator.directory.user(username: "f\(i)"))
+            #expect(user.status == (i % 4 == 0 ? .disabled : .active), "F\(i)")
+            #expect(Set(user.groups.map(\.name)) == (i % 2 == 0 ? ["Support", "VPN"] : ["Sales", "Engineering", "VPN"]), "F\(i)")
+            #expect(user.realname == "Employee \(i)")
+            if i % 4 != 0 { #expect(user.lastname == "Final") }
+        }
+        #expect(h.emulator.directory.allUsers.count == 200, "no user created twice")
+        await h.shutdown()
+    }
+
+    @Test("Order: duplicates and late re-deliveries never re-enable a leaver")
+    func order() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        var events: [WorkerHarness.Event] = []
+        for i in 0..<200 {
+            let e = "O\(i)"
+            let hired = WorkerHarness.event("hired", e, seq: 1, roles: ["engineering"])
+            let roles = WorkerHarness.event("role_changed", e, seq: 2, roles: ["sales"])
+            let terminated = WorkerHarness.event("terminated", e, seq: 3)
+            events += [hired, roles, hired, terminated, roles]  // duplicates, one after the termination
+        }
+        try await h.publish(events)
+        // Late re-deliveries of older events (new ids, old sequences) after the terminations.
+        try await Task.sleep(for: .seconds(1))
+        try await h.publish((0..<200).map { WorkerHarness.event("hired", "O\($0)", seq: 1, id: "O\($0)-late-hire", roles: ["engineering"]) })
+        let results = try await h.results(count: 800)
+        try await h.stopWorker()
+
+        #expect(results.count == 800, "one result per distinct event: duplicates are dropped by the inbox")
+        #expect(results.filter { $0.eventID?.hasSuffix("-late-hire") == true }.allSatisfy { $0.outcome == "stale" })
+        let journal = h.emulator.directory.journal()
+        for i in 0..<200 {
+            let user = try #require(h.emulator.directory.user(username: "o\(i)"))
+            #expect(user.status == .disabled && Set(user.groups.map(\.name)) == ["Sales"])
+            let entries = journal.filter { $0.userID == user.userID }
+            let disabledAt = try #require(entries.firstIndex { $0.user?.status == .disabled })
+            #expect(!entries[disabledAt...].contains { $0.user?.status == .active }, "O\(i) active again after the disable")
+        }
+        await h.shutdown()
+    }
+
+    @Test("Priority: 10 terminations behind 500 queued hires are applied before 100 more hires complete")
+    func priority() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 20
+        let h = try await WorkerHarness(requestsPerSecond: 20, emulatorFaults: faults)
+        let leavers = (0..<10).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com") }
+        _ = h.emulator.directory.seed(users: leavers, groups: [])
+        try await h.publish((0..<500).map { WorkerHarness.event("hired", "P\($0)", seq: 1, roles: ["sales"]) })
+        try h.startWorker()
+        try await h.waitUntil("the hires to be queued") { try h.commands().count >= 500 }
+        let hiresBefore = h.emulator.directory.journal().filter { $0.operation == "create_user" }.count
+        try await h.publish((0..<10).map { WorkerHarness.event("terminated", "L\($0)", seq: 1, extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"]) })
+        try await h.waitUntil("every leaver to be disabled", timeout: .seconds(60)) {
+            (0..<10).allSatisfy { h.emulator.directory.user(username: "leaver\($0)")?.status == .disabled }
+        }
+        let journal = h.emulator.directory.journal()
+        let lastDisable = try #require(journal.lastIndex { $0.operation == "modify_user" && $0.user?.username.hasPrefix("leaver") == true })
+        let hiresByThen = journal[...lastDisable].filter { $0.operation == "create_user" }.count
+        #expect(hiresByThen - hiresBefore < 100, "\(hiresByThen - hiresBefore) hires completed while the terminations waited")
+        #expect(hiresByThen < 500, "the terminations did not wait for the backlog")
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
+    @Test("A permanent Duo error dead-letters that event with its headers; later events still apply")
+    func permanentError() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        let hire = WorkerHarness.event("hired", "D1", seq: 1, roles: ["engineering"])
+        try await h.publish([hire])
+        _ = try await h.results(count: 1, settle: .zero)
+        var faults = DuoEmulatorFaults()
+        faults.failNext = 1
+        faults.failNextStatus = 400
+        h.emulator.faults = faults
+        let doomed = WorkerHarness.event("role_changed", "D1", seq: 2, roles: ["support"])
+        try await h.publish([doomed])
+        let dead = try await h.deadLetters(count: 1)
+        let later = WorkerHarness.event("role_changed", "D1", seq: 3, roles: ["sales"])
+        try await h.publish([later])
+        let results = try await h.results(count: 3)
+        try await h.stopWorker()
+
+        #expect(dead.count == 1)
+        let letter = try #require(dead.first)
+        let original = h.message(doomed)
+        #expect(letter.value == original.value && letter.key == original.key, "the original bytes and key")
+        for header in original.headers { #expect(letter.headers[string: header.key] == header.stringValue, "original header \(header.key)") }
+        #expect(letter.headers[string: "kafka_dlt-original-topic"] == WorkerHarness.topic)
+        #expect(letter.headers[string: "kafka_dlt-original-partition"].flatMap(Int.init) != nil)
+        #expect(letter.headers[string: "kafka_dlt-original-offset"].flatMap(Int.init) != nil)
+        #expect(letter.headers[string: "kafka_dlt-original-timestamp"].flatMap(Int.init) != nil)
+        #expect(letter.headers[string: "kafka_dlt-original-consumer-group"] == "duo-lifecycle")
+        #expect(letter.headers[string: "kafka_dlt-exception-message"]?.contains("40002") == true)
+        #expect(letter.headers[string: "dlq-reason"] == "duo-permanent")
+        #expect(letter.headers[string: "dlq-error-code"] == "40002")
+        #expect(letter.headers[string: "dlq-attempts"] == "1")
+        #expect(letter.headers[string: "dlq-first-failure-at"].flatMap(RFC3339.parse) != nil)
+        #expect(!letter.headers.contains { $0.stringValue?.contains(WorkerHarness.skey) == true }, "no secret in a dead letter")
+        #expect(results.first { $0.eventID == doomed.id }?.outcome == "dead_lettered")
+        #expect(results.first { $0.eventID == later.id }?.outcome == "applied")
+        #expect(h.emulator.directory.user(username: "d1")?.groups.map(\.name) == ["Sales"])
+        await h.shutdown()
+    }
+
+    @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
+    func duplicates() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        let hire = WorkerHarness.event("hired", "X1", seq: 1, roles: ["engineering"])
+        try await h.publish([hire, hire, hire])
+        let results = try await h.results(count: 1, settle: .seconds(3))
+        try await h.stopWorker()
+        #expect(results.count == 1)
+        #expect(results.first?.outcome == "applied")
+        let journal = h.emulator.directory.journal()
+        #expect(journal.filter { $0.operation == "create_user" }.count == 1)
+        #expect(journal.filter { $0.operation == "add_user_group" }.count == 2)
+        await h.shutdown()
+    }
+
+    @Test("Restart: a worker stopped mid-way continues on the same store; nothing lost, nothing applied twice")
+    func restart() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 100
+        let h = try await WorkerHarness(requestsPerSecond: 100, emulatorFaults: faults)
+        let events = (0..<300).map { WorkerHarness.event("hired", "R\($0)", seq: 1, roles: ["support"]) }
+        try await h.publish(events)
+        try h.startWorker()
+        try await h.waitUntil("some hires to be applied") { h.emulator.directory.journal().filter { $0.operation == "create_user" }.count >= 30 }
+        try await h.stopWorker()
+        let midway = h.emulator.directory.allUsers.count
+        #expect(midway < 300, "stopped in the middle")
+        try h.startWorker()
+        let results = try await h.results(count: 300, timeout: .seconds(120))
+        try await h.stopWorker()
+        #expect(Set(results.compactMap(\.eventID)) == Set(events.map(\.id)), "nothing lost")
+        #expect(results.count == 300, "one result each")
+        #expect(h.emulator.directory.journal().filter { $0.operation == "create_user" }.count == 300, "no user created twice")
+        #expect(h.emulator.directory.allUsers.allSatisfy { Set($0.groups.map(\.name)) == ["Support", "VPN"] })
+        await h.shutdown()
+    }
+
+    @Test("Outage: 30 s of Duo failing every request (401s, then 503s) dead-letters nothing; all applies once Duo is back")
+    func outage() async throws {
+        let h = try await WorkerHarness()
+        var faults = DuoEmulatorFaults()
+        faults.failAll = 401
+        h.emulator.faults = faults
+        try h.startWorker()
+        let events = (0..<50).map { WorkerHarness.event("hired", "U\($0)", seq: 1, roles: ["engineering"]) }
+        try await h.publish(events)
+        try await Task.sleep(for: .seconds(15))
+        faults.failAll = 503
+        h.emulator.faults = faults
+        try await Task.sleep(for: .seconds(15))
+        #expect(h.emulator.directory.allUsers.isEmpty, "nothing applied during the outage")
+        h.emulator.faults = DuoEmulatorFaults()
+        let results = try await h.results(count: 50, timeout: .seconds(90))
+        try await h.stopWorker()
+        #expect(results.count == 50 && results.allSatisfy { $0.outcome == "applied" })
+        #expect(try await h.deadLetters(count: 0).isEmpty)
+        #expect(h.emulator.directory.allUsers.count == 50)
+        await h.shutdown()
+    }
+
+    @Test("An invalid event goes to the dead-letter topic with its reason and original bytes, and never blocks its partition")
+    func invalidEvent() async throws {
+        let h = try await WorkerHarness(partitions: 1)
+        try h.startWorker()
+        let garbage = KafkaProducerMessage(topic: WorkerHarness.topic, key: Array("V1".utf8), value: Array("{not json".utf8),
+                                           headers: [KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: "bad-1")])
+        try await h.publishRaw([garbage])
+        try await h.publish([WorkerHarness.event("hired", "V1", seq: 1, roles: ["sales"])])
+        let dead = try await h.deadLetters(count: 1)
+        let results = try await h.results(count: 2)
+        try await h.stopWorker()
+        #expect(dead.first?.value == garbage.value)
+        #expect(dead.first?.headers[string: "dlq-reason"] == "validation")
+        #expect(dead.first?.headers[string: "kafka_dlt-exception-message"]?.contains("not valid JSON") == true)
+        #expect(results.map(\.outcome).sorted() == ["applied", "dead_lettered"])
+        #expect(h.emulator.directory.user(username: "v1")?.groups.map(\.name) == ["Sales"])
+        await h.shutdown()
+    }
+}
