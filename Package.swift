@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(name: "LifecycleWorkerTests", dependencies: [
             "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client")]),

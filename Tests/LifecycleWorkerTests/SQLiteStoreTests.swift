@@ -1,0 +1,61 @@
+import Foundation
+import GRDB
+import Lifecycle
+import LifecycleStore
+import Testing
+
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    static func tempPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)/nested/state.sqlite").path
+    }
+
+    static func command(_ employee: String, priority: CommandPriority = .normal, event: String = UUID().uuidString) -> NewCommand {
+        let desired = DesiredDuoState(employeeID: employee, username: employee.lowercased())
+        let c = ProvisioningCommand(employeeID: employee, desired: desired, priority: priority, eventID: event, eventSource: "urn:t", eventType: .hired)
+        let source = SourceRecord(topic: "t", partition: 0, offset: 1, timestampMs: 1, key: nil, value: [1, 2], headers: [], receivedAt: Date())
+        return NewCommand(command: c, source: source, notBefore: Date(timeIntervalSince1970: 0))
+    }
+
+    @Test("The database is created with its folders, in WAL mode, and reopens with its data")
+    func walAndReopen() throws {
+        let path = Self.tempPath()
+        let store = try SQLiteLifecycleStore(path: path)
+        try store.write { try $0.insertCommand(Self.command("A")) }
+        let mode = try DatabaseQueue(path: path).read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+        #expect(try SQLiteLifecycleStore(path: path).allCommands().count == 1)
+    }
+
+    @Test("Claims take terminations first, then oldest, one command per employee, none whose employee is running")
+    func claimOrder() throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        try store.write { tx in
+            try tx.insertCommand(Self.command("A"))
+            try tx.insertCommand(Self.command("B"))
+            try tx.insertCommand(Self.command("A", event: "second-A"))
+            try tx.insertCommand(Self.command("C", priority: .termination))
+        }
+        let first = try store.claimReady(limit: 2, now: Date())
+        #expect(first.map(\.command.employeeID) == ["C", "A"])
+        let second = try store.claimReady(limit: 5, now: Date())
+        #expect(second.map(\.command.employeeID) == ["B"], "A already has a command running")
+        #expect(try store.recoverRunning() == 3)
+        #expect(try store.claimReady(limit: 5, now: Date()).count == 3)
+    }
+
+    @Test("Sent outbox rows are deleted after the retention period; unsent ones never")
+    func retention() throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        try store.write { tx in
+            for i in 0..<3 { try tx.enqueue(NewOutboxMessage(kind: .result, topic: "r", key: nil, value: [UInt8(i)], headers: [])) }
+        }
+        let unsent = try store.unsentOutbox(limit: 10)
+        #expect(unsent.count == 3)
+        try store.markSent([unsent[0].id], at: Date(timeIntervalSinceNow: -7200))
+        try store.markSent([unsent[1].id], at: Date())
+        #expect(try store.purgeSent(before: Date(timeIntervalSinceNow: -3600)) == 1)
+        #expect(try store.unsentOutbox(limit: 10).map(\.id) == [unsent[2].id])
+        #expect(try store.statistics(now: Date()).outboxBacklog == 1)
+    }
+}
