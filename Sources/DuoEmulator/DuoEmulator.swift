@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// A local emulator of the Duo Admin API subset that lifecycle work uses, as a Hummingbird server.
@@ -20,7 +21,7 @@ public final class DuoEmulator: Sendable {
     private let faultState: Mutex<DuoEmulatorFaults>
     private let window = Mutex<[ContinuousClock.Instant]>([])
     private let counterState = Mutex<[String: [String: Int]]>([:])
-    private let running = Mutex<(task: Task<Void, Never>?, port: Int?)>((nil, nil))
+    private let running = Mutex<(task: Task<Void, Never>?, group: ServiceGroup?)>((nil, nil))
 
     public init(configuration: DuoEmulatorConfiguration, logger: Logger = Logger(label: "duo.emulator")) throws {
         try configuration.faults.validate()
@@ -71,25 +72,26 @@ public final class DuoEmulator: Sendable {
     public func start() async throws -> String {
         let port: Int = try await withCheckedThrowingContinuation { continuation in
             let resumed = Mutex(false)
+            let service = EmbeddedEmulatorService(emulator: self) { port in
+                if resumed.withLock({ let was = $0; $0 = true; return !was }) { continuation.resume(returning: port) }
+            }
+            let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)
             let task = Task {
                 do {
-                    try await self.run { port in
-                        if resumed.withLock({ let was = $0; $0 = true; return !was }) { continuation.resume(returning: port) }
-                    }
+                    try await group.run()
                 } catch {
                     if resumed.withLock({ let was = $0; $0 = true; return !was }) { continuation.resume(throwing: error) }
                 }
             }
-            running.withLock { $0.task = task }
+            running.withLock { $0 = (task, group) }
         }
-        running.withLock { $0.port = port }
         return "http://\(configuration.host):\(port)"
     }
 
-    /// Stops a server started with ``start()``.
+    /// Stops a server started with ``start()``, letting open requests finish.
     public func stop() async {
-        let task = running.withLock { $0.task }
-        task?.cancel()
+        let (task, group) = running.withLock { $0 }
+        await group?.triggerGracefulShutdown()
         _ = await task?.result
     }
 
@@ -278,6 +280,13 @@ public final class DuoEmulator: Sendable {
     func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: Self.jsonHeaders, body: .init(byteBuffer: ByteBuffer(bytes: encode(value))))
     }
+}
+
+/// Runs the emulator inside a service group, so stopping it is a graceful shutdown.
+struct EmbeddedEmulatorService: Service {
+    let emulator: DuoEmulator
+    let onRunning: @Sendable (Int) async -> Void
+    func run() async throws { try await emulator.run(onRunning: onRunning) }
 }
 
 /// The request context: Hummingbird's core context plus the channel, so a fault can reset the connection.

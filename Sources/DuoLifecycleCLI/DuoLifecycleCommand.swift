@@ -12,7 +12,8 @@ struct DuoLifecycleCommand: AsyncParsableCommand {
 
         Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
         """,
-        subcommands: [KafkaClusterCommand.self, DuoCommand.self, EmulatorCommand.self]
+        subcommands: [DevCommand.self, RunCommand.self, PublishCommand.self, DLQCommand.self, ResultsCommand.self,
+                      DuoCommand.self, EmulatorCommand.self, KafkaClusterCommand.self]
     )
 
     /// Runs the command with the project's exit codes: usage and configuration errors exit 2

@@ -110,6 +110,21 @@ public final class KafkaAdminClient: Sendable {
         try result.get()
     }
 
+    /// The low and high watermarks of a partition: the first offset, and one past the last.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
+        let client = self.client
+        let ms = Int32(clamping: timeout.milliseconds)
+        let result: Result<(low: Int64, high: Int64), KafkaError> = await runBlocking("kafka-admin-watermarks") {
+            client.withHandle { rk in
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "Could not read the offsets of \(topic)[\(partition)]")) }
+                return .success((low, high))
+            }
+        }
+        return try result.get()
+    }
+
     /// Reads the metadata of all topics, or of one.
     public func metadata(topic: String? = nil, timeout: Duration = .seconds(10)) async throws -> KafkaMetadata {
         let client = self.client

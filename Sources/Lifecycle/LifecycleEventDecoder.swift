@@ -33,6 +33,11 @@ public struct LifecycleEventDecoder: Sendable {
     private struct Context { var id, source, type, employeeID: String? }
 
     private func decode(_ record: LifecycleRecord, _ c: inout Context) throws(EventRejection) -> EmployeeLifecycleEvent {
+        if record.header("ce_specversion") != nil {
+            c.id = record.header("ce_id")
+            c.source = record.header("ce_source")
+            c.type = record.header("ce_type")
+        }
         guard let value = record.value, !value.isEmpty else { throw EventRejection(path: "$", rule: "required", message: "The record has no value") }
         guard value.count <= Self.maxValueBytes else {
             throw EventRejection(path: "$", rule: "maxBytes \(Self.maxValueBytes)", message: "The value is \(value.count) bytes; at most \(Self.maxValueBytes) are accepted")
@@ -40,6 +45,12 @@ public struct LifecycleEventDecoder: Sendable {
         let contentType = record.header("content-type")?.lowercased()
         let structured = contentType?.hasPrefix("application/cloudevents+json") == true
             || (contentType == nil && record.header("ce_specversion") == nil)
+        if !structured {
+            // Binary-mode attributes are readable even when the value is not, so a rejection can name the event.
+            c.id = record.header("ce_id")
+            c.source = record.header("ce_source")
+            c.type = record.header("ce_type")
+        }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: Data(value)) } catch {
             throw EventRejection(path: "$", rule: "json", message: "The value is not valid JSON")

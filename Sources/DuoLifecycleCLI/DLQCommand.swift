@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Lifecycle
+import LifecycleWorker
+import Logging
+
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Inspect and replay dead letters.",
+        subcommands: [List.self, Replay.self]
+    )
+
+    struct Filters: ParsableArguments {
+        @Option(help: "Kafka bootstrap servers.") var bootstrap: String
+        @Option(help: "The dead-letter topic.") var topic: String = "hr.employee.lifecycle.v1.dlq"
+        @Option(help: "Only dead letters whose original record is at or after this RFC 3339 time.") var since: String?
+        @Option(help: "Only this reason: validation, duo-permanent, retries-exhausted or policy.") var reason: String?
+        @Option(help: "Only this employee id (the record key).") var employee: String?
+
+        func validate() throws {
+            if let since, RFC3339.parse(since) == nil { throw ValidationError("--since must be an RFC 3339 time such as 2026-11-01T00:00:00Z") }
+            if let reason, DeadLetterReason(rawValue: reason) == nil {
+                throw ValidationError("--reason must be validation, duo-permanent, retries-exhausted or policy")
+            }
+        }
+
+        var kafka: KafkaClientConfiguration {
+            var k = KafkaClientConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
+            k.statisticsInterval = nil
+            return k
+        }
+
+        func matches(_ m: KafkaConsumerMessage, eventID: String? = nil) -> Bool {
+            if let reason, m.headers[string: "dlq-reason"] != reason { return false }
+            if let employee, m.key.map({ String(decoding: $0, as: UTF8.self) }) != employee { return false }
+            if let since = since.flatMap(RFC3339.parse) {
+                let ms = m.headers[string: "kafka_dlt-original-timestamp"].flatMap(Int64.init) ?? m.timestampMilliseconds ?? 0
+                if Double(ms) / 1000 < since.timeIntervalSince1970 { return false }
+            }
+            if let eventID, DeadLetter(m).eventID != eventID { return false }
+            return true
+        }
+
+        func read() async throws -> [KafkaConsumerMessage] {
+            var quiet = Logger(label: "dlq")
+            quiet.logLevel = .error
+            return try await TopicReader(kafka: kafka, logger: quiet).readAll(topic: topic)
+        }
+    }
+
+    /// A dead letter's parts, as the commands show them.
+    struct DeadLetter {
+        let message: KafkaConsumerMessage
+        init(_ m: KafkaConsumerMessage) { message = m }
+
+        var eventID: String? {
+            if let id = message.headers[string: "ce_id"] { return id }
+            let json = message.value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any]
+            return json?["id"] as? String
+        }
+
+        var json: [String: Any] {
+            var o: [String: Any] = [
+                "dlq_offset": message.offset, "dlq_partition": Int(message.partition),
+                "key": message.key.map { String(decoding: $0, as: UTF8.self) } ?? NSNull(), "event_id": eventID ?? NSNull(),
+                "event_type": message.headers[string: "ce_type"] ?? NSNull(),
+            ]
+            var headers: [String: String] = [:]
+            for h in message.headers { headers[h.key] = h.stringValue ?? h.value.map { Data($0).base64EncodedString() } ?? "" }
+            o["headers"] = headers
+            if let v = message.value { o["value"] = String(validating: v, as: UTF8.self) ?? Data(v).base64EncodedString() }
+            return o
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters with their reasons.")
+        @OptionGroup var filters: Filters
+        @Flag(help: "One JSON object per line instead of a table.") var json = false
+
+        func run() async throws {
+            let letters = try await filters.read().filter { filters.matches($0) }.map(DeadLetter.init)
+            if json {
+                for l in letters {
+                    let data = try JSONSerialization.data(withJSONObject: l.json, options: [.sortedKeys, .withoutEscapingSlashes])
+                    print(String(decoding: data, as: UTF8.self))
+                }
+                return
+            }
+            let rows = letters.map { l -> [String] in
+                let h = l.message.headers
+                let ms = h[string: "kafka_dlt-original-timestamp"].flatMap(Int64.init) ?? -1
+                return [ms >= 0 ? RFC3339.format(Date(timeIntervalSince1970: Double(ms) / 1000)) : "-",
+                        l.message.key.map { String(decoding: $0, as: UTF8.self) } ?? "-", l.eventID ?? "-", h[string: "ce_type"] ?? "-",
+                        h[string: "dlq-reason"] ?? "-", h[string: "dlq-attempts"] ?? "-", String((h[string: "kafka_dlt-exception-message"] ?? "").prefix(100))]
+            }
+            printTable(["original time", "employee", "event id", "type", "reason", "attempts", "message"], rows)
+            print("\(letters.count) dead letter(s) on \(filters.topic)")
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Republish dead letters to their original topic (or --to), so the worker processes them again.",
+            discussion: """
+            Each dead letter's original key, value and headers are republished, with a dlq-replayed-at \
+            header; the worker processes a replayed event again even though its inbox has seen it. \
+            Replaying something that was already applied changes nothing in Duo.
+            """
+        )
+        @OptionGroup var filters: Filters
+        @Option(help: "Only the dead letter of this CloudEvents id.") var eventID: String?
+        @Option(help: "Publish here instead of the original topic.") var to: String?
+        @Flag(help: "Show what would be replayed, and change nothing.") var dryRun = false
+
+        func run() async throws {
+            let letters = try await filters.read().filter { filters.matches($0, eventID: eventID) }
+            guard !letters.isEmpty else { print("No dead letters match."); return }
+            let now = RFC3339.format(Date())
+            let messages = try letters.map { m -> KafkaProducerMessage in
+                guard let topic = to ?? m.headers[string: "kafka_dlt-original-topic"] else {
+                    throw ValidationError("Dead letter at offset \(m.offset) has no kafka_dlt-original-topic header; use --to")
+                }
+                let headers = m.headers.filter { !$0.key.hasPrefix("kafka_dlt-") && !$0.key.hasPrefix("dlq-") } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
+                return KafkaProducerMessage(topic: topic, key: m.key, value: m.value, headers: headers)
+            }
+            if dryRun {
+                for (m, out) in zip(letters, messages) {
+                    print("would replay \(DeadLetter(m).eventID ?? "?") (\(m.headers[string: "dlq-reason"] ?? "?")) → \(out.topic)")
+                }
+                print("Dry run: \(messages.count) dead letter(s) would be replayed; nothing was published.")
+                return
+            }
+            var quiet = Logger(label: "dlq")
+            quiet.logLevel = .error
+            var config = KafkaProducerConfiguration(bootstrapServers: filters.kafka.bootstrapServers)
+            config.client.statisticsInterval = nil
+            let producer = try KafkaProducer(configuration: config, logger: quiet)
+            var replayed = 0, failed = 0
+            for start in stride(from: 0, to: messages.count, by: 100) {
+                let chunk = Array(messages[start..<min(messages.count, start + 100)])
+                for r in await producer.send(batch: chunk) {
+                    if case .success = r { replayed += 1 } else { failed += 1 }
+                }
+                if messages.count > 100 { FileHandle.standardError.write(Data("replayed \(replayed + failed)/\(messages.count)\n".utf8)) }
+            }
+            await producer.shutdown()
+            print("Replayed \(replayed) dead letter(s)" + (failed > 0 ? "; \(failed) failed" : "") + ".")
+            if failed > 0 { throw ExitCode.failure }
+        }
+    }
+}
+
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+    var out = line(header) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+    for r in rows { out += line(r) + "\n" }
+    FileHandle.standardOutput.write(Data(out.utf8))
+}

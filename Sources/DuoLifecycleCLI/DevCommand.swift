@@ -1,0 +1,248 @@
+import ArgumentParser
+import DuoAdmin
+import DuoEmulator
+import Foundation
+import Kafka
+import Lifecycle
+import LifecycleWorker
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run the whole thing on embedded defaults: Kafka, a Duo emulator, SQLite and the worker, with a sample HR scenario.",
+        discussion: """
+        Starts librdkafka's mock cluster, the Duo emulator and the worker (store under \
+        ./.duo-lifecycle/), publishes hires, role changes, a termination, a rehire, a stale event, a \
+        duplicate and a malformed event, shows each result as it arrives, and ends with a summary of \
+        every employee's Duo state, the outcomes, and the dead letters. Exits 0 when every outcome \
+        is the expected one.
+
+        --keep-running leaves everything up afterwards and prints how to publish events and where \
+        to read results; stop it with Ctrl-C.
+        """
+    )
+
+    @Flag(help: "Leave the cluster, emulator and worker running after the scenario.") var keepRunning = false
+    @Option(help: "Where the SQLite store goes.") var storeDir: String = "./.duo-lifecycle"
+    @Option(help: "Worker log level (logs go to standard error).") var logLevel: Logger.Level = .error
+
+    struct Step: Sendable {
+        var id: String
+        var employee: String
+        var type: String
+        var expected: String
+        var message: KafkaProducerMessage
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "duo-lifecycle.dev")
+        logger.logLevel = level
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let lifecycleTopic = "hr.employee.lifecycle.v1", resultsTopic = "duo.provisioning.results.v1", dlqTopic = "hr.employee.lifecycle.v1.dlq"
+        say("▶ Starting the embedded Kafka cluster")
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        try cluster.createTopic(lifecycleTopic, partitions: 3)
+        try cluster.createTopic(resultsTopic, partitions: 1)
+        try cluster.createTopic(dlqTopic, partitions: 1)
+        say("  bootstrap servers: \(cluster.bootstrapServers)")
+
+        let ikey = "DIDEV" + String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(15)).uppercased()
+        let skey = UUID().uuidString + UUID().uuidString
+        var emulatorConfig = DuoEmulatorConfiguration(integrations: [ikey: DuoSecretKey(skey)])
+        emulatorConfig.controlEnabled = true
+        let emulator = try DuoEmulator(configuration: emulatorConfig, logger: logger)
+        let emulatorURL = try await emulator.start()
+        say("▶ Duo emulator at \(emulatorURL) (control API under /__emulator/)")
+
+        try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+        let storePath = URL(fileURLWithPath: storeDir).appendingPathComponent("dev.sqlite").path
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
+        let skeyFile = URL(fileURLWithPath: storeDir).appendingPathComponent("dev-skey").path
+        try Data(skey.utf8).write(to: URL(fileURLWithPath: skeyFile))
+        let settings = try WorkerSettings.parse(yaml: """
+            kafka:
+              bootstrap_servers: "\(cluster.bootstrapServers)"
+              lifecycle_topics: [\(lifecycleTopic)]
+              results_topic: \(resultsTopic)
+              dead_letter_topic: \(dlqTopic)
+            duo:
+              api_url: \(emulatorURL)
+              ikey: \(ikey)
+              skey_file: \(skeyFile)
+              requests_per_second: 50
+            mapping:
+              roles:
+                engineering: [Engineering, VPN]
+                sales: [Sales]
+                support: [Support, VPN]
+            store:
+              path: \(storePath)
+            retry: { base: 200ms, max: 5s }
+            http:
+              port: 0
+              host: 127.0.0.1
+            log:
+              format: text
+              level: \(level.rawValue)
+            """)
+        let runtime = try WorkerRuntime(settings: settings, registry: registry, logger: logger)
+        let httpPort = Mutex(0)
+        let worker = Task { try await runtime.run(handleSignals: false) { port in httpPort.withLock { $0 = port } } }
+        say("▶ Worker started (store \(storePath))")
+
+        // Results, as they arrive.
+        var quiet = Logger(label: "dev.results")
+        quiet.logLevel = .critical
+        var resultsConfig = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "dev-results", topics: [resultsTopic])
+        resultsConfig.client.statisticsInterval = nil
+        let resultsConsumer = try KafkaConsumer(configuration: resultsConfig, logger: quiet)
+        let outcomes = Mutex<[String: String]>([:])
+        let printer = Task {
+            for await m in resultsConsumer.messages {
+                guard let json = m.value.flatMap({ try? JSONSerialization.jsonObject(with: Data($0)) }) as? [String: Any],
+                      let outcome = json["outcome"] as? String else { continue }
+                let id = (json["source_event"] as? [String: Any])?["id"] as? String ?? "?"
+                outcomes.withLock { $0[id] = outcome }
+                say("  ← " + ResultsCommand.TailService.describe(m))
+            }
+        }
+
+        let producer = try KafkaProducer(configuration: {
+            var c = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
+            c.client.statisticsInterval = nil
+            return c
+        }(), logger: quiet)
+        let phases = try Self.scenario(topic: lifecycleTopic)
+        for (n, phase) in phases.enumerated() {
+            say("▶ Publishing step \(n + 1) of \(phases.count): \(phase.title)")
+            for step in phase.steps { say("  → \(step.employee) \(step.type) id=\(step.id)") }
+            for r in await producer.send(batch: phase.steps.map(\.message)) { _ = try r.get() }
+            let awaited = phase.steps.filter { $0.expected != "none" }.map(\.id)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !outcomes.withLock({ o in awaited.allSatisfy { o[$0] != nil } }) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))  // let duplicates prove they produce nothing
+
+        let all = phases.flatMap(\.steps)
+        let got = outcomes.withLock { $0 }
+        say("")
+        say("Summary: events")
+        var mismatches = 0
+        var rows: [[String]] = []
+        for step in all {
+            let outcome = got[step.id] ?? "none"
+            let ok = outcome == step.expected
+            if !ok { mismatches += 1 }
+            rows.append([ok ? "✔" : "✘", step.employee, step.type, step.id, outcome, step.expected])
+        }
+        printTable(["", "employee", "event", "id", "outcome", "expected"], rows)
+
+        say("")
+        say("Summary: Duo state")
+        let employees = ["E100": "ada", "E101": "grace", "E102": "linus", "E103": "barbara"]
+        printTable(["employee", "duo username", "status", "groups", "outcomes"], employees.sorted { $0.key < $1.key }.map { employee, username in
+            let user = emulator.directory.user(username: username)
+            let events = all.filter { $0.employee == employee }.map { got[$0.id] ?? "none" }.filter { $0 != "none" }
+            return [employee, user?.username ?? "(none)", user?.status.rawValue ?? "-",
+                    user?.groups.map(\.name).sorted().joined(separator: ", ") ?? "-", events.joined(separator: " → ")]
+        })
+
+        say("")
+        say("Summary: dead letters")
+        let letters = try await TopicReader(kafka: settings.kafka, logger: quiet).readAll(topic: dlqTopic)
+        printTable(["key", "event id", "reason", "message"], letters.map {
+            [$0.key.map { String(decoding: $0, as: UTF8.self) } ?? "-", $0.headers[string: "ce_id"] ?? "-",
+             $0.headers[string: "dlq-reason"] ?? "-", String(($0.headers[string: "kafka_dlt-exception-message"] ?? "").prefix(90))]
+        })
+        say("")
+
+        if keepRunning {
+            let port = httpPort.withLock { $0 }
+            say("""
+                Everything keeps running. Try, in another terminal:
+                  duo-lifecycle publish --bootstrap \(cluster.bootstrapServers) --type hired --employee-id E200 --email new.hire@example.com --roles engineering
+                  duo-lifecycle results tail --bootstrap \(cluster.bootstrapServers) --from-beginning
+                  duo-lifecycle dlq list --bootstrap \(cluster.bootstrapServers)
+                  curl -s \(emulatorURL)/__emulator/state      # the emulated Duo directory
+                  curl -s http://127.0.0.1:\(port)/metrics     # worker metrics (/healthz, /readyz too)
+                Duo emulator credentials: ikey \(ikey), skey in \(skeyFile)
+                Press Ctrl-C to stop.
+                """)
+            try? await ServiceGroup(services: [WaitForSignal()], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet).run()
+        }
+
+        await runtime.triggerShutdown()
+        try await worker.value
+        await resultsConsumer.close()
+        printer.cancel()
+        await producer.shutdown()
+        await emulator.stop()
+        await cluster.shutdown()
+        try? FileManager.default.removeItem(atPath: skeyFile)
+        if mismatches > 0 {
+            say("✘ \(mismatches) event(s) did not end as expected")
+            throw ExitCode.failure
+        }
+        say("✔ Every sample event ended as expected.")
+    }
+
+    struct Phase { var title: String; var steps: [Step] }
+
+    static func scenario(topic: String) throws -> [Phase] {
+        func step(_ type: String, _ employee: String, _ id: String, _ expected: String, _ data: [String: Any]) throws -> Step {
+            var d = data
+            d["employee_id"] = employee
+            return Step(id: id, employee: employee, type: type, expected: expected,
+                        message: try LifecycleEventMessage.make(topic: topic, type: "hr.employee.\(type)", data: d, id: id, source: "urn:dev:hr"))
+        }
+        let hireAda = try step("hired", "E100", "dev-1", "applied", ["email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "roles": ["engineering"], "sequence": 1])
+        let malformed = Step(id: "dev-bad", employee: "E666", type: "malformed", expected: "dead_lettered", message: KafkaProducerMessage(
+            topic: topic, key: Array("E666".utf8), value: Array(#"{"employee_id": "E666", "roles": "#.utf8),
+            headers: [KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: "dev-bad"),
+                      KafkaHeader(key: "ce_source", string: "urn:dev:hr"), KafkaHeader(key: "ce_type", string: "hr.employee.hired"),
+                      KafkaHeader(key: "ce_time", string: RFC3339.format(Date())), KafkaHeader(key: "content-type", string: "application/json")]))
+        return [
+            Phase(title: "four hires", steps: [
+                hireAda,
+                try step("hired", "E101", "dev-2", "applied", ["email": "grace@example.com", "first_name": "Grace", "last_name": "Hopper", "roles": ["sales"], "sequence": 1]),
+                try step("hired", "E102", "dev-3", "applied", ["email": "linus@example.com", "first_name": "Linus", "last_name": "Torvalds", "roles": ["support", "engineering"], "sequence": 1]),
+                try step("hired", "E103", "dev-4", "applied", ["email": "barbara@example.com", "first_name": "Barbara", "last_name": "Liskov", "roles": ["sales"], "sequence": 1]),
+            ]),
+            Phase(title: "a role change, a profile update and two terminations", steps: [
+                try step("role_changed", "E101", "dev-5", "applied", ["roles": ["engineering", "sales"], "sequence": 2]),
+                try step("updated", "E100", "dev-6", "applied", ["display_name": "Ada King", "sequence": 2]),
+                try step("terminated", "E102", "dev-7", "applied", ["sequence": 2]),
+                try step("terminated", "E103", "dev-8", "applied", ["sequence": 2]),
+            ]),
+            Phase(title: "a rehire, a stale event, a duplicate and a malformed event", steps: [
+                try step("rehired", "E103", "dev-9", "applied", ["email": "barbara@example.com", "roles": ["support"], "sequence": 3]),
+                try step("role_changed", "E100", "dev-10", "stale", ["roles": ["sales"], "sequence": 1]),
+                Step(id: hireAda.id + " (duplicate)", employee: "E100", type: "hired (again)", expected: "none", message: hireAda.message),
+                malformed,
+            ]),
+        ]
+    }
+}
+
+struct WaitForSignal: Service {
+    func run() async throws { try? await gracefulShutdown() }
+}
+
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

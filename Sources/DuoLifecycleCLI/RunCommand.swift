@@ -1,0 +1,92 @@
+import ArgumentParser
+import DuoAdmin
+import Foundation
+import Kafka
+import LifecycleWorker
+import Logging
+import Metrics
+import Prometheus
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the worker: consume lifecycle events and keep Duo in step.",
+        discussion: """
+        Configuration is YAML (see deploy/config.example.yaml). Any key can be overridden with \
+        DUO_LIFECYCLE_<SECTION>_<KEY>, for example DUO_LIFECYCLE_DUO_SKEY_FILE=/run/secrets/duo_skey.
+
+        SIGTERM or SIGINT stops consuming, finishes or releases commands in flight, flushes the \
+        outbox, commits offsets and exits 0 within worker.shutdown_timeout (default 30s).
+
+        --check validates the configuration and connectivity (Kafka metadata, one Duo read), \
+        prints a report and exits 0 or 1.
+        """
+    )
+
+    @Option(help: "The YAML configuration file.") var config: String
+    @Flag(help: "Check the configuration and connectivity, then exit.") var check = false
+
+    func run() async throws {
+        let settings: WorkerSettings
+        do { settings = try WorkerSettings.load(path: config) } catch let problem as WorkerSettings.Problem {
+            throw ValidationError("Configuration error: \(problem.description)")
+        }
+        if check { return try await Self.check(settings) }
+        let logger = Self.logger(settings: settings)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let runtime = try WorkerRuntime(settings: settings, registry: registry, logger: logger)
+        try await runtime.run()
+    }
+
+    static func logger(settings: WorkerSettings) -> Logger {
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = settings.logFormat == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "duo-lifecycle")
+        logger.logLevel = level
+        return logger
+    }
+
+    /// Checks configuration, Kafka and Duo, printing one line per check.
+    static func check(_ settings: WorkerSettings) async throws {
+        var failed = false
+        func report(_ ok: Bool, _ line: String) {
+            print("\(ok ? "ok  " : "FAIL") \(line)")
+            if !ok { failed = true }
+        }
+        report(true, "configuration: valid (store \(settings.storePath), http :\(settings.httpPort), signature \(settings.duo.signature.rawValue))")
+        var quiet = Logger(label: "check")
+        quiet.logLevel = .critical
+        do {
+            let admin = try KafkaAdminClient(configuration: settings.kafka, logger: quiet)
+            let metadata = try await admin.metadata(timeout: .seconds(10))
+            report(true, "kafka: \(metadata.brokers.count) broker(s) at \(settings.kafka.bootstrapServers.joined(separator: ","))")
+            for topic in settings.worker.lifecycleTopics + [settings.worker.resultsTopic, settings.worker.deadLetterTopic] {
+                if let t = metadata.topic(topic), t.error == nil {
+                    report(true, "kafka: topic \(topic) has \(t.partitions.count) partition(s)")
+                } else {
+                    report(false, "kafka: topic \(topic) does not exist")
+                }
+            }
+            await admin.shutdown()
+        } catch {
+            report(false, "kafka: \(error)")
+        }
+        var duo = settings.duo
+        duo.retry = .disabled
+        let client = DuoAdminClient(configuration: duo, logger: quiet)
+        do {
+            let groups = try await client.call(.GET, "/admin/v1/groups", parameters: [.init("limit", "1")])
+            report(true, "duo: credentials accepted at \(duo.endpoint) (\(groups.metadata?.totalObjects ?? 0) group(s))")
+        } catch {
+            report(false, "duo: \(error)")
+        }
+        try? await client.shutdown()
+        print(failed ? "Check failed." : "Check passed.")
+        if failed { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,263 @@
+import DuoAdmin
+import Foundation
+import Kafka
+import Lifecycle
+import Yams
+
+/// The `run` command's configuration, from a YAML file with environment overrides.
+///
+/// Every key can be overridden by `DUO_LIFECYCLE_<SECTION>_<KEY>` (for example
+/// `DUO_LIFECYCLE_DUO_SKEY_FILE=/run/secrets/duo_skey`). Lists take comma-separated values and
+/// maps take JSON. An unknown key is an error that names it; a missing required value is an
+/// error that says which.
+public struct WorkerSettings: Sendable {
+    public var kafka: KafkaClientConfiguration
+    public var worker: WorkerConfiguration
+    public var duo: DuoAdminConfiguration
+    public var storePath: String
+    public var httpHost: String
+    public var httpPort: Int
+    public var shutdownTimeout: Duration
+    public var logLevel: String
+    public var logFormat: String
+
+    /// A configuration problem, naming the key.
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Every section and key the file may contain.
+    public static let schema: [String: Set<String>] = [
+        "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id"],
+        "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout"],
+        "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
+        "termination": ["action", "delete_after", "remove_managed_groups"],
+        "store": ["path"],
+        "retry": ["base", "max", "max_age", "max_attempts"],
+        "http": ["port", "host"],
+        "worker": ["max_concurrency", "shutdown_timeout", "outbox_retention"],
+        "log": ["level", "format"],
+    ]
+
+    /// Loads a YAML file, applying environment overrides.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WorkerSettings {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Problem("Cannot read the configuration file \(path)") }
+        return try parse(yaml: text, environment: environment)
+    }
+
+    public static func parse(yaml text: String, environment: [String: String] = [:]) throws -> WorkerSettings {
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch { throw Problem("The configuration is not valid YAML: \(error)") }
+        guard loaded == nil || loaded is [String: Any] else { throw Problem("The configuration must be a mapping of sections") }
+        var tree = (loaded as? [String: Any]) ?? [:]
+
+        for (section, value) in tree {
+            guard let keys = schema[section] else { throw Problem("Unknown section '\(section)'. Known sections: \(schema.keys.sorted().joined(separator: ", "))") }
+            guard let map = value as? [String: Any] else {
+                if value is NSNull { tree[section] = [String: Any](); continue }
+                throw Problem("Section '\(section)' must be a mapping")
+            }
+            for key in map.keys where !keys.contains(key) {
+                throw Problem("Unknown key '\(section).\(key)'. Known keys of \(section): \(keys.sorted().joined(separator: ", "))")
+            }
+        }
+        // Environment overrides: DUO_LIFECYCLE_<SECTION>_<KEY>.
+        for (name, value) in environment where name.hasPrefix("DUO_LIFECYCLE_") {
+            let rest = name.dropFirst("DUO_LIFECYCLE_".count).lowercased()
+            guard let section = schema.keys.sorted(by: { $0.count > $1.count }).first(where: { rest.hasPrefix($0 + "_") }) else {
+                throw Problem("Unknown environment override \(name): no such section")
+            }
+            let key = String(rest.dropFirst(section.count + 1))
+            guard schema[section]!.contains(key) else { throw Problem("Unknown environment override \(name): no key '\(section).\(key)'") }
+            var map = (tree[section] as? [String: Any]) ?? [:]
+            map[key] = try overrideValue(value, section: section, key: key)
+            tree[section] = map
+        }
+        return try WorkerSettings(tree: tree)
+    }
+
+    private static func overrideValue(_ raw: String, section: String, key: String) throws -> Any {
+        switch (section, key) {
+        case ("kafka", "lifecycle_topics"): return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        case ("kafka", "properties"), ("mapping", "roles"):
+            guard let parsed = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) else {
+                throw Problem("DUO_LIFECYCLE_\(section.uppercased())_\(key.uppercased()) must be a JSON object")
+            }
+            return parsed
+        default: return raw
+        }
+    }
+
+    private init(tree: [String: Any]) throws {
+        let r = Reader(tree: tree)
+        // Kafka
+        let bootstrap = try r.string("kafka", "bootstrap_servers", required: true)!
+        kafka = KafkaClientConfiguration(bootstrapServers: bootstrap.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        kafka.clientID = try r.string("kafka", "client_id") ?? "duo-lifecycle"
+        kafka.additionalProperties = try r.stringMap("kafka", "properties")
+        var w = WorkerConfiguration()
+        w.groupID = try r.string("kafka", "group_id") ?? w.groupID
+        w.lifecycleTopics = try r.stringList("kafka", "lifecycle_topics") ?? w.lifecycleTopics
+        guard !w.lifecycleTopics.isEmpty else { throw Problem("kafka.lifecycle_topics must list at least one topic") }
+        w.resultsTopic = try r.string("kafka", "results_topic") ?? w.resultsTopic
+        w.deadLetterTopic = try r.string("kafka", "dead_letter_topic") ?? w.deadLetterTopic
+        w.resultSource = "urn:duo-lifecycle:\(w.groupID)"
+
+        // Duo
+        let endpoint: DuoAdminConfiguration.Endpoint
+        if let url = try r.string("duo", "api_url") {
+            guard URL(string: url)?.host != nil else { throw Problem("duo.api_url must be a URL such as http://127.0.0.1:8081, got '\(url)'") }
+            endpoint = .url(url)
+        } else if let host = try r.string("duo", "api_host") {
+            endpoint = .host(host)
+        } else {
+            throw Problem("Missing required value duo.api_host (or duo.api_url)")
+        }
+        guard let ikey = try r.string("duo", "ikey"), !ikey.isEmpty else { throw Problem("Missing required value duo.ikey") }
+        let secret: String
+        if let file = try r.string("duo", "skey_file") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Problem("Cannot read duo.skey_file \(file)") }
+            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let skey = try r.string("duo", "skey") {
+            secret = skey
+        } else {
+            throw Problem("Missing required value duo.skey (or duo.skey_file)")
+        }
+        guard !secret.isEmpty else { throw Problem("duo.skey is empty") }
+        duo = DuoAdminConfiguration(endpoint: endpoint, integrationKey: ikey, secretKey: DuoSecretKey(secret))
+        if let s = try r.string("duo", "signature") {
+            guard let scheme = DuoSignatureScheme(rawValue: s) else { throw Problem("duo.signature must be v5, v2 or v2-sha1, got '\(s)'") }
+            duo.signature = scheme
+        }
+        duo.requestsPerSecond = try r.double("duo", "requests_per_second") ?? 10
+        duo.maxConcurrency = try r.int("duo", "max_concurrency") ?? 8
+        duo.requestTimeout = try r.duration("duo", "timeout") ?? .seconds(30)
+        // The dispatcher schedules retries itself, so a retry never holds a concurrency slot.
+        duo.retry = .disabled
+        w.maxConcurrency = try r.int("worker", "max_concurrency") ?? duo.maxConcurrency
+
+        // Mapping
+        var roles: [String: [String]] = [:]
+        if let raw = try r.value("mapping", "roles") {
+            guard let map = raw as? [String: Any] else { throw Problem("mapping.roles must map each role to a list of Duo group names") }
+            for (role, groups) in map {
+                if let one = groups as? String { roles[role] = [one]; continue }
+                guard let list = groups as? [Any], list.allSatisfy({ $0 is String }) else {
+                    throw Problem("mapping.roles.\(role) must be a list of Duo group names")
+                }
+                roles[role] = list.map { $0 as! String }
+            }
+        }
+        w.mapping = MappingPolicy(roles: roles)
+        if let s = try r.string("mapping", "unmapped_roles") {
+            guard let v = MappingPolicy.UnmappedRoles(rawValue: s) else { throw Problem("mapping.unmapped_roles must be ignore or reject, got '\(s)'") }
+            w.mapping.unmappedRoles = v
+        }
+        if let s = try r.string("mapping", "username_from") {
+            guard let v = MappingPolicy.UsernameSource(rawValue: s) else {
+                throw Problem("mapping.username_from must be email_local_part, email or employee_id, got '\(s)'")
+            }
+            w.mapping.usernameSource = v
+        }
+        w.mapping.createMissingGroups = try r.bool("mapping", "create_missing_groups") ?? true
+
+        // Termination
+        if let s = try r.string("termination", "action") {
+            guard let v = TerminationPolicy.Action(rawValue: s) else { throw Problem("termination.action must be disable, delete or trash, got '\(s)'") }
+            w.termination.action = v
+        }
+        w.termination.deleteAfter = try r.duration("termination", "delete_after") ?? w.termination.deleteAfter
+        w.termination.removeManagedGroups = try r.bool("termination", "remove_managed_groups") ?? false
+
+        // Retry
+        w.retry = CommandRetryPolicy(base: try r.duration("retry", "base") ?? .seconds(1), max: try r.duration("retry", "max") ?? .seconds(300),
+                                     maxAge: try r.duration("retry", "max_age") ?? .seconds(86_400), maxAttempts: try r.int("retry", "max_attempts"))
+        w.outboxRetention = try r.duration("worker", "outbox_retention") ?? w.outboxRetention
+        worker = w
+
+        storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
+        httpPort = try r.int("http", "port") ?? 8080
+        guard (0...65535).contains(httpPort) else { throw Problem("http.port must be between 0 and 65535") }
+        httpHost = try r.string("http", "host") ?? "0.0.0.0"
+        shutdownTimeout = try r.duration("worker", "shutdown_timeout") ?? .seconds(30)
+        logLevel = try r.string("log", "level") ?? "info"
+        logFormat = try r.string("log", "format") ?? "json"
+        guard ["json", "text"].contains(logFormat) else { throw Problem("log.format must be json or text") }
+    }
+
+    /// Typed access to the parsed tree, with errors that name the key.
+    private struct Reader {
+        let tree: [String: Any]
+
+        func value(_ section: String, _ key: String) throws -> Any? {
+            let v = (tree[section] as? [String: Any])?[key]
+            return v is NSNull ? nil : v
+        }
+
+        func string(_ section: String, _ key: String, required: Bool = false) throws -> String? {
+            guard let v = try value(section, key) else {
+                if required { throw Problem("Missing required value \(section).\(key)") }
+                return nil
+            }
+            if let s = v as? String { return s }
+            if let n = v as? Int { return String(n) }
+            throw Problem("\(section).\(key) must be a string")
+        }
+
+        func int(_ section: String, _ key: String) throws -> Int? {
+            guard let v = try value(section, key) else { return nil }
+            if let n = v as? Int { return n }
+            if let s = v as? String, let n = Int(s) { return n }
+            throw Problem("\(section).\(key) must be a whole number")
+        }
+
+        func double(_ section: String, _ key: String) throws -> Double? {
+            guard let v = try value(section, key) else { return nil }
+            if let n = v as? Double { return n }
+            if let n = v as? Int { return Double(n) }
+            if let s = v as? String, let n = Double(s) { return n }
+            throw Problem("\(section).\(key) must be a number")
+        }
+
+        func bool(_ section: String, _ key: String) throws -> Bool? {
+            guard let v = try value(section, key) else { return nil }
+            if let b = v as? Bool { return b }
+            if let s = v as? String, ["true", "false"].contains(s.lowercased()) { return s.lowercased() == "true" }
+            throw Problem("\(section).\(key) must be true or false")
+        }
+
+        func stringList(_ section: String, _ key: String) throws -> [String]? {
+            guard let v = try value(section, key) else { return nil }
+            if let s = v as? String { return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            guard let list = v as? [Any], list.allSatisfy({ $0 is String }) else { throw Problem("\(section).\(key) must be a list of strings") }
+            return list.map { $0 as! String }
+        }
+
+        func stringMap(_ section: String, _ key: String) throws -> [String: String] {
+            guard let v = try value(section, key) else { return [:] }
+            guard let map = v as? [String: Any] else { throw Problem("\(section).\(key) must be a mapping") }
+            return map.mapValues { "\($0)" }
+        }
+
+        func duration(_ section: String, _ key: String) throws -> Duration? {
+            guard let v = try value(section, key) else { return nil }
+            let text = (v as? String) ?? (v as? Int).map { "\($0)s" } ?? ""
+            guard let d = WorkerSettings.parseDuration(text) else {
+                throw Problem("\(section).\(key) must be a duration such as 500ms, 30s, 5m, 24h or 30d, got '\(v)'")
+            }
+            return d
+        }
+    }
+
+    /// `500ms`, `30s`, `5m`, `24h`, `30d`.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0 else { return nil }
+            return .milliseconds(Int64(n * scale * 1000))
+        }
+        return nil
+    }
+}
