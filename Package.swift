@@ -118,6 +118,10 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "WorkerProcessTests", dependencies: [
+            "LifecycleWorker", "Kafka", "DuoAdmin", "DuoEmulator",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client")]),
     ]

@@ -1,0 +1,203 @@
+import AsyncHTTPClient
+import DuoAdmin
+import DuoEmulator
+import Foundation
+import Kafka
+import LifecycleWorker
+import Logging
+import Synchronization
+
+/// Runs `duo-lifecycle` as a separate process, with its output in files.
+final class CLIProcess: Sendable {
+    let process: Process
+    let stdoutPath: String
+    let stderrPath: String
+
+    static var binary: URL {
+        let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [dir.appendingPathComponent("duo-lifecycle"), dir.deletingLastPathComponent().appendingPathComponent("duo-lifecycle")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }
+
+    init(_ arguments: [String], directory: String, environment: [String: String] = [:]) throws {
+        let id = UUID().uuidString.prefix(8)
+        stdoutPath = "\(directory)/out-\(id).log"
+        stderrPath = "\(directory)/err-\(id).log"
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for the process to exit; nil if it is still running after `timeout`.
+    func wait(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return process.terminationStatus
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Runs a command to completion.
+    static func run(_ arguments: [String], directory: String, timeout: Duration = .seconds(120)) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = try CLIProcess(arguments, directory: directory)
+        guard let status = await p.wait(timeout: timeout) else {
+            p.signal(SIGKILL)
+            throw ProcessTimeout(what: arguments.joined(separator: " "))
+        }
+        return (status, p.stdout, p.stderr)
+    }
+}
+
+struct ProcessTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "Timed out: \(what)" }
+}
+
+/// An embedded cluster and an emulator for a worker process to talk to, and a scratch folder.
+final class WorkerEnvironment: Sendable {
+    static let ikey = "DIPROCESSTESTKEY0001"
+    static let skey = "process-test-secret-0123456789abcdefgh"
+    let cluster: KafkaMockCluster
+    let emulator: DuoEmulator
+    let emulatorURL: String
+    let directory: String
+    let logger: Logger
+
+    init(emulatorRateLimit: Double? = nil) async throws {
+        var quiet = Logger(label: "process.test")
+        quiet.logLevel = .critical
+        logger = quiet
+        cluster = try KafkaMockCluster(brokers: 1, logger: quiet)
+        try cluster.createTopic("hr.employee.lifecycle.v1", partitions: 4)
+        try cluster.createTopic("duo.provisioning.results.v1", partitions: 2)
+        try cluster.createTopic("hr.employee.lifecycle.v1.dlq", partitions: 1)
+        var config = DuoEmulatorConfiguration(integrations: [Self.ikey: DuoSecretKey(Self.skey)])
+        config.faults.rateLimit = emulatorRateLimit
+        emulator = try DuoEmulator(configuration: config, logger: quiet)
+        emulatorURL = try await emulator.start()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("worker-process-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data(Self.skey.utf8).write(to: URL(fileURLWithPath: "\(directory)/skey"))
+    }
+
+    /// Writes a configuration file and returns its path.
+    func writeConfig(name: String = "config.yaml", httpPort: Int, roles: String = "engineering: [Engineering, VPN]\n    sales: [Sales]",
+                     unmapped: String = "ignore", requestsPerSecond: Int = 200, shutdownTimeout: String = "10s") throws -> String {
+        let yaml = """
+            kafka:
+              bootstrap_servers: "\(cluster.bootstrapServers)"
+              group_id: duo-lifecycle
+              lifecycle_topics: ["hr.employee.lifecycle.v1"]
+              results_topic: duo.provisioning.results.v1
+              dead_letter_topic: hr.employee.lifecycle.v1.dlq
+              properties:
+                session.timeout.ms: "6000"
+            duo:
+              api_url: \(emulatorURL)
+              ikey: \(Self.ikey)
+              skey_file: \(directory)/skey
+              requests_per_second: \(requestsPerSecond)
+              max_concurrency: 8
+            mapping:
+              roles:
+                \(roles)
+              unmapped_roles: \(unmapped)
+            store:
+              path: \(directory)/state.sqlite
+            retry: { base: 100ms, max: 2s, max_age: 24h }
+            http:
+              port: \(httpPort)
+              host: 127.0.0.1
+            worker:
+              shutdown_timeout: \(shutdownTimeout)
+            """
+        let path = "\(directory)/\(name)"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Writes events as JSON lines for `publish --file`.
+    func writeEvents(_ lines: [[String: Any]], name: String) throws -> String {
+        let text = try lines.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }.joined(separator: "\n")
+        let path = "\(directory)/\(name)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func hire(_ employee: String, id: String, roles: [String] = ["engineering"]) -> [String: Any] {
+        ["type": "hired", "id": id, "data": ["employee_id": employee, "email": "\(employee.lowercased())@example.com", "roles": roles, "sequence": 1]]
+    }
+
+    var kafka: KafkaClientConfiguration {
+        var k = KafkaClientConfiguration(bootstrapServers: [cluster.bootstrapServers])
+        k.statisticsInterval = nil
+        return k
+    }
+
+    /// Result events now on the result topic: event id → outcomes.
+    func results() async throws -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for m in try await TopicReader(kafka: kafka, logger: logger).readAll(topic: "duo.provisioning.results.v1") {
+            guard let json = m.value.flatMap({ try? JSONSerialization.jsonObject(with: Data($0)) }) as? [String: Any],
+                  let id = (json["source_event"] as? [String: Any])?["id"] as? String else { continue }
+            out[id, default: []].append(json["outcome"] as? String ?? "?")
+        }
+        return out
+    }
+
+    func waitForResults(_ ids: Set<String>, timeout: Duration = .seconds(120)) async throws -> [String: [String]] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let r = try await results()
+            if ids.isSubset(of: Set(r.keys)) { return r }
+            if ContinuousClock.now > deadline { throw ProcessTimeout(what: "\(ids.subtracting(r.keys).count) results") }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// GET on the worker's operations server: status and body, or nil while it is not listening.
+    static func get(_ url: String) async -> (status: Int, body: String)? {
+        do {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+            let body = try await response.body.collect(upTo: 1 << 22)
+            return (Int(response.status.code), String(buffer: body))
+        } catch {
+            return nil
+        }
+    }
+
+    func shutdown() async {
+        await emulator.stop()
+        await cluster.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

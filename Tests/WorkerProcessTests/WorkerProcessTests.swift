@@ -1,0 +1,167 @@
+import DuoEmulator
+import Foundation
+import Kafka
+import LifecycleWorker
+import Testing
+
+/// Multi-process tests: the worker runs as `duo-lifecycle run`, events go in with
+/// `duo-lifecycle publish`, and the test checks what a user would see.
+@Suite("The worker as a separate process", .serialized, .timeLimit(.minutes(6)))
+struct WorkerProcessTests {
+    @Test("`duo-lifecycle dev` exits 0 with the expected outcome for every sample event and the malformed one as a dead letter")
+    func dev() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try await CLIProcess.run(["dev"], directory: dir, timeout: .seconds(180))
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("✔ Every sample event ended as expected."))
+        #expect(!result.stdout.contains("✘"))
+        #expect(result.stdout.contains("E666  dev-bad   validation"))
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/.duo-lifecycle/dev.sqlite"))
+    }
+
+    @Test("run: health, metrics, events via publish, SIGTERM exits 0 in time, and a restart continues with nothing lost")
+    func runProcess() async throws {
+        let env = try await WorkerEnvironment()
+        let port = WorkerEnvironment.freePort()
+        let config = try env.writeConfig(httpPort: port)
+        let check = try await CLIProcess.run(["run", "--config", config, "--check"], directory: env.directory)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("Check passed."))
+
+        let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
+        // Readiness is false until partitions are assigned.
+        var first: (status: Int, body: String)?
+        while first == nil, worker.process.isRunning { first = await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz") }
+        #expect(first?.status == 503, "not ready before the partitions are assigned: \(String(describing: first))")
+        #expect(await WorkerEnvironment.get("http://127.0.0.1:\(port)/healthz")?.status == 200)
+        var ready = false
+        for _ in 0..<300 where !ready {
+            ready = await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz")?.status == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+
+        let batch1 = (0..<50).map { WorkerEnvironment.hire("W\($0)", id: "w-\($0)") }
+        let published = try await CLIProcess.run(["publish", "--bootstrap", env.cluster.bootstrapServers, "--file", try env.writeEvents(batch1, name: "b1.jsonl")],
+                                                 directory: env.directory)
+        #expect(published.status == 0, "\(published.stderr)")
+        #expect(published.stdout.split(separator: "\n").count == 50)
+        _ = try await env.waitForResults(Set((0..<50).map { "w-\($0)" }))
+
+        let metrics = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
+        for name in ["duo_lifecycle_events_in_total", "duo_lifecycle_commands_total", "duo_lifecycle_duo_calls_total",
+                     "duo_lifecycle_outbox_backlog", "duo_lifecycle_circuit_breaker_open", "kafka_consumer_lag"] {
+            #expect(metrics.contains(name), "metric \(name)")
+        }
+        #expect(!worker.stderr.contains(WorkerEnvironment.skey), "the secret key never appears in logs")
+        #expect(worker.stderr.contains("\"level\""), "JSON logs")
+
+        // Publish more, then SIGTERM while they may be in flight.
+        let batch2 = (50..<80).map { WorkerEnvironment.hire("W\($0)", id: "w-\($0)", roles: ["sales"]) }
+        _ = try await CLIProcess.run(["publish", "--bootstrap", env.cluster.bootstrapServers, "--file", try env.writeEvents(batch2, name: "b2.jsonl")],
+                                     directory: env.directory)
+        let stopAt = ContinuousClock.now
+        worker.signal(SIGTERM)
+        let status = await worker.wait(timeout: .seconds(15))
+        #expect(status == 0, "exit 0 on SIGTERM: \(worker.stderr.suffix(2000))")
+        #expect(ContinuousClock.now - stopAt < .seconds(11), "within the configured 10 s")
+
+        let restarted = try CLIProcess(["run", "--config", config], directory: env.directory)
+        let results = try await env.waitForResults(Set((0..<80).map { "w-\($0)" }))
+        #expect(results.count == 80, "nothing lost")
+        #expect(env.emulator.directory.journal().filter { $0.operation == "create_user" }.count == 80, "nothing applied twice")
+        restarted.signal(SIGTERM)
+        #expect(await restarted.wait(timeout: .seconds(15)) == 0)
+        await env.shutdown()
+    }
+
+    @Test("DLQ replay: a fixed cause applies when replayed; --dry-run changes nothing; replaying again changes nothing")
+    func dlqReplay() async throws {
+        let env = try await WorkerEnvironment()
+        let port = WorkerEnvironment.freePort()
+        let strict = try env.writeConfig(name: "strict.yaml", httpPort: port, unmapped: "reject")
+        var worker = try CLIProcess(["run", "--config", strict], directory: env.directory)
+        let event = WorkerEnvironment.hire("A1", id: "astro-1", roles: ["astronaut"])
+        _ = try await CLIProcess.run(["publish", "--bootstrap", env.cluster.bootstrapServers, "--file", try env.writeEvents([event], name: "a.jsonl")],
+                                     directory: env.directory)
+        #expect(try await env.waitForResults(["astro-1"])["astro-1"] == ["dead_lettered"])
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(15)) == 0)
+
+        let list = try await CLIProcess.run(["dlq", "list", "--bootstrap", env.cluster.bootstrapServers, "--json"], directory: env.directory)
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(list.stdout.contains("\"dlq-reason\":\"policy\"") && list.stdout.contains("astro-1"))
+        let table = try await CLIProcess.run(["dlq", "list", "--bootstrap", env.cluster.bootstrapServers, "--reason", "policy"], directory: env.directory)
+        #expect(table.stdout.contains("astronaut") && table.stdout.contains("1 dead letter(s)"))
+
+        // Fix the cause: map the role.
+        let fixed = try env.writeConfig(name: "fixed.yaml", httpPort: port, roles: "engineering: [Engineering]\n    astronaut: [Space]", unmapped: "reject")
+        worker = try CLIProcess(["run", "--config", fixed], directory: env.directory)
+        var endsBefore: [Int64] = []
+        for p in 0..<4 { endsBefore.append(try await KafkaAdminClient(configuration: env.kafka, logger: env.logger).watermarks(topic: "hr.employee.lifecycle.v1", partition: Int32(p)).high) }
+        let dry = try await CLIProcess.run(["dlq", "replay", "--bootstrap", env.cluster.bootstrapServers, "--event-id", "astro-1", "--dry-run"], directory: env.directory)
+        #expect(dry.status == 0 && dry.stdout.contains("would replay astro-1"))
+        try await Task.sleep(for: .seconds(2))
+        var endsAfterDry: [Int64] = []
+        for p in 0..<4 { endsAfterDry.append(try await KafkaAdminClient(configuration: env.kafka, logger: env.logger).watermarks(topic: "hr.employee.lifecycle.v1", partition: Int32(p)).high) }
+        #expect(endsAfterDry == endsBefore, "--dry-run publishes nothing")
+        #expect(env.emulator.directory.user(username: "a1") == nil)
+
+        let replay = try await CLIProcess.run(["dlq", "replay", "--bootstrap", env.cluster.bootstrapServers, "--reason", "policy"], directory: env.directory)
+        #expect(replay.status == 0 && replay.stdout.contains("Replayed 1 dead letter(s)."), "\(replay.stdout)\(replay.stderr)")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while env.emulator.directory.user(username: "a1") == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(env.emulator.directory.user(username: "a1")?.groups.map(\.name) == ["Space"])
+        let writes = env.emulator.directory.journal().count
+
+        // Replaying what was already applied changes nothing.
+        _ = try await CLIProcess.run(["dlq", "replay", "--bootstrap", env.cluster.bootstrapServers, "--event-id", "astro-1"], directory: env.directory)
+        let outcomes = try await { () async throws -> [String] in
+            let end = ContinuousClock.now + .seconds(60)
+            while true {
+                let o = try await env.results()["astro-1"] ?? []
+                if o.count >= 3 || ContinuousClock.now > end { return o }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }()
+        #expect(outcomes == ["dead_lettered", "applied", "no_change"])
+        #expect(env.emulator.directory.journal().count == writes)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(15)) == 0)
+        await env.shutdown()
+    }
+
+    @Test("Crash: kill -9 during 2,000 hires, then a restart: every event gets a result, Duo is right, no user created twice")
+    func crash() async throws {
+        let env = try await WorkerEnvironment(emulatorRateLimit: 400)
+        let config = try env.writeConfig(httpPort: WorkerEnvironment.freePort(), requestsPerSecond: 350)
+        let events = (0..<2000).map { WorkerEnvironment.hire("K\($0)", id: "k-\($0)", roles: $0 % 2 == 0 ? ["engineering"] : ["sales"]) }
+        _ = try await CLIProcess.run(["publish", "--bootstrap", env.cluster.bootstrapServers, "--file", try env.writeEvents(events, name: "k.jsonl")],
+                                     directory: env.directory)
+        let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while env.emulator.directory.journal().filter({ $0.operation == "create_user" }).count < 300 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        worker.signal(SIGKILL)
+        _ = await worker.wait(timeout: .seconds(10))
+        let before = env.emulator.directory.allUsers.count
+        #expect(before > 0 && before < 2000, "killed mid-way (\(before) users)")
+
+        let restarted = try CLIProcess(["run", "--config", config], directory: env.directory)
+        let results = try await env.waitForResults(Set(events.map { $0["id"] as! String }), timeout: .seconds(240))
+        #expect(results.count == 2000, "every event gets a result")
+        #expect(env.emulator.directory.journal().filter { $0.operation == "create_user" }.count == 2000, "no Duo user was created twice")
+        let users = env.emulator.directory.allUsers
+        #expect(users.count == 2000)
+        #expect(users.allSatisfy { u in
+            let n = Int(u.username.dropFirst())!
+            return Set(u.groups.map(\.name)) == (n % 2 == 0 ? ["Engineering", "VPN"] : ["Sales"])
+        })
+        restarted.signal(SIGTERM)
+        #expect(await restarted.wait(timeout: .seconds(15)) == 0)
+        await env.shutdown()
+    }
+}
