@@ -105,7 +105,10 @@ let package = Package(
         .executableTarget(
             name: "DuoLifecycleBench",
             dependencies: [
-                "Kafka",
+                "Kafka", "DuoAdmin", "DuoEmulator", "Lifecycle", "LifecycleStore", "LifecycleWorker",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

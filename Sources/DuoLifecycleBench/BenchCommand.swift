@@ -13,7 +13,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         Scenarios: \(BenchScenario.allCases.map(\.rawValue).joined(separator: ", ")). Without \
         --scenario every one runs. The figures are reports, not pass/fail checks.
-        """
+        """,
+        subcommands: [WorkerMode.self]
     )
 
     @Option(help: "The scenario to run: \(BenchScenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -37,10 +38,14 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
-    case kafka
+    case throughput, lockout, ingest, ratelimit, kafka
 
     func run(report: BenchReport, logger: Logger) async throws {
         switch self {
+        case .throughput: try await PipelineBenchmarks(logger: logger).throughput(report: report)
+        case .lockout: try await PipelineBenchmarks(logger: logger).lockout(report: report)
+        case .ingest: try await PipelineBenchmarks(logger: logger).ingest(report: report)
+        case .ratelimit: try await PipelineBenchmarks(logger: logger).ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)
         }
     }

@@ -1,0 +1,162 @@
+import DuoAdmin
+import DuoEmulator
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+
+/// The four pipeline scenarios. Each runs the real pipeline end to end.
+struct PipelineBenchmarks {
+    let logger: Logger
+
+    func progress(_ s: String) { FileHandle.standardError.write(Data("  … \(s)\n".utf8)) }
+
+    /// 20,000 events over 10,000 employees, published before the worker starts; no latency, no limit.
+    func throughput(report: BenchReport) async throws {
+        let env = try await BenchEnvironment(faults: DuoEmulatorFaults(), logger: logger)
+        var messages: [KafkaProducerMessage] = []
+        for i in 0..<10_000 {
+            let e = "T\(i)"
+            messages.append(try BenchEnvironment.event("hired", e, seq: 1, roles: ["engineering"]))
+            if i < 2000 { messages.append(try BenchEnvironment.event("hired", e, seq: 2, roles: ["engineering", "sales"])) }
+            if i % 10 < 6 { messages.append(try BenchEnvironment.event("role_changed", e, seq: 3, roles: ["support"])) }
+            if i % 5 == 4 { messages.append(try BenchEnvironment.event("terminated", e, seq: 4)) }
+        }
+        progress("publishing \(messages.count) events")
+        try await env.publish(messages)
+        try env.startWorker(requestsPerSecond: 100_000, maxConcurrency: 16)
+        let peak = Mutex(0.0)
+        let sampler = Task { while !Task.isCancelled { if let m = env.workerMemory() { peak.withLock { $0 = max($0, m.peak) } }; try? await Task.sleep(for: .milliseconds(200)) } }
+        let results = try await env.awaitResults(count: messages.count, timeout: .seconds(900))
+        sampler.cancel()
+        if let m = env.workerMemory() { peak.withLock { $0 = max($0, m.peak) } }
+        await env.stopWorker()
+        let start = results.map(\.receivedAt).min()!.timeIntervalSince1970
+        let end = Double(results.map(\.publishedMs).max()!) / 1000
+        let seconds = end - start
+        let calls = env.emulator.counters.values.flatMap(\.values).reduce(0, +)
+        let ceiling = try await emulatorCeiling(env)
+        report.record("throughput", "events_per_s", Double(messages.count) / seconds, "events/s")
+        report.record("throughput", "duo_calls_per_event", Double(calls) / Double(messages.count), "calls")
+        report.record("throughput", "peak_rss_mb", peak.withLock { $0 }, "MB")
+        report.record("throughput", "emulator_ceiling_rps", ceiling, "req/s")
+        report.record("throughput", "ceiling_ratio", Double(calls) / seconds / ceiling, "ratio")
+        await env.shutdown()
+    }
+
+    /// Requests/s the emulator serves to a tight client loop (signed GETs, 16 at a time, 5 s).
+    func emulatorCeiling(_ env: BenchEnvironment) async throws -> Double {
+        var config = DuoAdminConfiguration(endpoint: .url(env.emulatorURL), integrationKey: BenchEnvironment.ikey, secretKey: DuoSecretKey(BenchEnvironment.skey))
+        config.requestsPerSecond = nil
+        config.maxConcurrency = 16
+        config.retry = .disabled
+        let client = DuoAdminClient(configuration: config, logger: logger)
+        let id = env.emulator.directory.allUsers.first?.userID ?? "DUNONEXISTENT0000000"
+        let end = ContinuousClock.now + .seconds(5)
+        let total = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    var n = 0
+                    while ContinuousClock.now < end {
+                        _ = try? await client.call(.GET, "/admin/v1/users/\(id)")
+                        n += 1
+                    }
+                    return n
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        try await client.shutdown()
+        return Double(total) / 5
+    }
+
+    /// 5,000 hires queued behind a 100 req/s, 20 ms Duo; 5 s later 50 terminations of provisioned users.
+    func lockout(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 100
+        faults.latencyMs = 20
+        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        _ = env.emulator.directory.seed(users: (0..<50).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com", groups: ["Sales"]) }, groups: [])
+        try env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
+        progress("publishing 5,000 hires")
+        try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
+        try await Task.sleep(for: .seconds(5))
+        let terminations = try (0..<50).map { try BenchEnvironment.event("terminated", "L\($0)", seq: 1, extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"]) }
+        let published = Date()
+        progress("publishing 50 terminations")
+        try await env.publish(terminations)
+        let deadline = ContinuousClock.now + .seconds(300)
+        var disabledAt: [String: Int64] = [:]
+        while disabledAt.count < 50 && ContinuousClock.now < deadline {
+            for entry in env.emulator.directory.journal() where entry.operation == "modify_user" {
+                if let u = entry.user, u.username.hasPrefix("leaver"), u.status == .disabled, disabledAt[u.username] == nil { disabledAt[u.username] = entry.timestampMs }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard disabledAt.count == 50 else { throw BenchError("Only \(disabledAt.count) of 50 leavers were disabled") }
+        let lastDisable = disabledAt.values.max()!
+        let hiresDone = env.emulator.directory.journal().filter { $0.operation == "create_user" && $0.timestampMs <= lastDisable }.count
+        let latencies = disabledAt.values.map { Double($0) - published.timeIntervalSince1970 * 1000 }.sorted()
+        report.record("lockout", "p50_ms", percentile(latencies, 50), "ms")
+        report.record("lockout", "p95_ms", percentile(latencies, 95), "ms")
+        report.record("lockout", "p99_ms", percentile(latencies, 99), "ms")
+        report.record("lockout", "max_ms", latencies.last!, "ms")
+        report.record("lockout", "hires_pending", Double(5000 - hiresDone), "hires")
+        await env.shutdown()
+    }
+
+    /// 100,000 events consumed, validated and persisted while Duo fails every request.
+    func ingest(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.failAll = 503
+        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        progress("publishing 100,000 events")
+        try await env.publish(try (0..<100_000).map { try BenchEnvironment.event("hired", "I\($0)", seq: 1, roles: ["engineering"]) })
+        try env.startWorker(requestsPerSecond: 1000, maxConcurrency: 8)
+        var start: ContinuousClock.Instant?
+        var rss10k: Double?, rss100k: Double?
+        var count = 0
+        let deadline = ContinuousClock.now + .seconds(600)
+        while count < 100_000 && ContinuousClock.now < deadline {
+            count = env.storeCount("SELECT COUNT(*) FROM inbox")
+            if count > 0 && start == nil { start = .now }
+            if count >= 10_000 && rss10k == nil { rss10k = env.workerMemory()?.rss }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        guard count >= 100_000, let start else { throw BenchError("Only \(count) of 100,000 events were persisted") }
+        let elapsed = ContinuousClock.now - start
+        rss100k = env.workerMemory()?.rss
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.record("ingest", "events_per_s", 100_000 / seconds, "events/s")
+        report.record("ingest", "rss_mb_10k", rss10k ?? .nan, "MB")
+        report.record("ingest", "rss_mb_100k", rss100k ?? .nan, "MB")
+        await env.shutdown()
+    }
+
+    /// 2,000 hires against a Duo limited to 50 req/s: the call rate achieved over a 30 s steady window.
+    func ratelimit(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 50
+        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        try await env.publish(try (0..<2000).map { try BenchEnvironment.event("hired", "R\($0)", seq: 1, roles: ["sales"]) })
+        try env.startWorker(requestsPerSecond: 50, maxConcurrency: 8)
+        func totals() -> (ok: Int, throttled: Int, all: Int) {
+            let values = env.emulator.counters.values
+            let all = values.flatMap(\.values).reduce(0, +)
+            let throttled = values.compactMap { $0["429"] }.reduce(0, +)
+            return (all - throttled, throttled, all)
+        }
+        while totals().all == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        try await Task.sleep(for: .seconds(3))  // past the start-up burst
+        progress("measuring for 30 s")
+        let before = totals()
+        try await Task.sleep(for: .seconds(30))
+        let after = totals()
+        let accepted = Double(after.ok - before.ok) / 30
+        let answered = after.all - before.all
+        report.record("ratelimit", "achieved_rps", accepted, "req/s")
+        report.record("ratelimit", "limit_rps", 50, "req/s")
+        report.record("ratelimit", "fraction_429", answered > 0 ? Double(after.throttled - before.throttled) / Double(answered) : 0, "ratio")
+        await env.shutdown()
+    }
+}
