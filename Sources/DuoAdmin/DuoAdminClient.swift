@@ -201,43 +201,51 @@ public final class DuoAdminClient: Sendable {
         return DuoAdminError(kind: .connection, message: "Connection failed: \(error)", request: request)
     }
 
+    /// Duo's failure envelope, and the metadata of a success.
+    private struct EnvelopeHead: Decodable {
+        var stat: String?
+        var code: Int?
+        var message: String?
+        var messageDetail: String?
+        var metadata: DuoPageMetadata?
+        enum CodingKeys: String, CodingKey { case stat, code, message, messageDetail = "message_detail", metadata }
+    }
+
     static func decodeEnvelope(status: Int, body: ByteBuffer, request: String) throws -> DuoResponse {
         let bytes = Data(body.readableBytesView)
-        guard let object = (try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) as? [String: Any] else {
+        guard let head = try? JSONDecoder().decode(EnvelopeHead.self, from: bytes) else {
             let snippet = String(decoding: bytes.prefix(200), as: UTF8.self)
             throw DuoAdminError(kind: status == 200 ? .invalidResponse : .duo, httpStatus: status, code: status == 429 ? 42901 : nil,
                                 message: status == 200 ? "Duo's response is not JSON: \(snippet)" : "HTTP \(status) without Duo's envelope: \(snippet)",
                                 request: request)
         }
-        let stat = object["stat"] as? String
-        if status != 200 || stat != "OK" {
-            let code = (object["code"] as? NSNumber)?.intValue
-            throw DuoAdminError(kind: .duo, httpStatus: status, code: code,
-                                message: object["message"] as? String ?? "Duo answered stat=\(stat ?? "nil")",
-                                messageDetail: object["message_detail"] as? String, request: request)
+        if status != 200 || head.stat != "OK" {
+            throw DuoAdminError(kind: .duo, httpStatus: status, code: head.code, message: head.message ?? "Duo answered stat=\(head.stat ?? "nil")",
+                                messageDetail: head.messageDetail, request: request)
         }
-        let metadata = (object["metadata"] as? [String: Any]) ?? ((object["response"] as? [String: Any])?["metadata"] as? [String: Any])
-        return DuoResponse(response: object["response"] ?? NSNull(), metadata: metadata.map {
-            DuoPageMetadata(totalObjects: ($0["total_objects"] as? NSNumber)?.intValue,
-                            nextOffset: ($0["next_offset"] as? NSNumber)?.intValue,
-                            prevOffset: ($0["prev_offset"] as? NSNumber)?.intValue)
-        })
+        return DuoResponse(body: bytes, metadata: head.metadata)
     }
 }
 
-/// Duo's `response` (raw JSON) and paging `metadata`.
-public struct DuoResponse: @unchecked Sendable {
-    /// The `response` member, as parsed by `JSONSerialization`.
-    public var response: Any
+/// Duo's answer: the raw envelope, decoded on demand, and its paging `metadata`.
+public struct DuoResponse: Sendable {
+    /// The whole envelope as received.
+    public var body: Data
     public var metadata: DuoPageMetadata?
     /// Attempts it took, retries included.
     public var attempts: Int = 1
 
+    private struct Envelope<T: Decodable>: Decodable { var response: T }
+
+    /// The `response` member, as parsed by `JSONSerialization`.
+    public var response: Any {
+        ((try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])) as? [String: Any])?["response"] ?? NSNull()
+    }
+
     /// Decodes `response` into a model.
     public func decode<T: Decodable>(_ type: T.Type, request: String) throws -> T {
         do {
-            let data = try JSONSerialization.data(withJSONObject: response, options: [.fragmentsAllowed])
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(Envelope<T>.self, from: body).response
         } catch {
             throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "Unexpected response shape: \(error)", request: request)
         }

@@ -121,7 +121,7 @@ public enum DuoSigning {
 
     /// Lowercase hex SHA-512 of some bytes.
     public static func sha512Hex<D: DataProtocol>(_ data: D) -> String {
-        SHA512.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        hex(SHA512.hash(data: data))
     }
 
     /// The v5 hash of the `X-Duo-*` headers: names lowercased, sorted, then
@@ -155,9 +155,22 @@ public enum DuoSigning {
         let key = SymmetricKey(data: Array(secretKey.secret.utf8))
         let message = Array(canonical.utf8)
         switch digest {
-        case .sha1: return HMAC<Insecure.SHA1>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
-        case .sha512: return HMAC<SHA512>.authenticationCode(for: message, using: key).map { String(format: "%02x", $0) }.joined()
+        case .sha1: return hex(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: key))
+        case .sha512: return hex(HMAC<SHA512>.authenticationCode(for: message, using: key))
         }
+    }
+
+    private static let lowerHex = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex of some bytes (a lookup table: this is on every request's path).
+    static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        for b in bytes {
+            out.append(lowerHex[Int(b >> 4)])
+            out.append(lowerHex[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `Basic base64(ikey:signature)`.

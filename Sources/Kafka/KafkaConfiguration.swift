@@ -88,6 +88,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxBufferedMessages: Int = 10_000
     /// The most messages handed over in one batch. Default: 500.
     public var maxBatchSize: Int = 500
+    /// How long a broker may hold a fetch waiting for data. Lower means new events (a termination
+    /// behind a quiet partition) are seen sooner, at the cost of more fetch requests. Default: 100 ms.
+    public var fetchWaitMax: Duration = .milliseconds(100)
 
     public init(bootstrapServers: [String], groupID: String, topics: [String]) {
         self.client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)
@@ -108,6 +111,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         p["session.timeout.ms"] = String(sessionTimeout.milliseconds)
         p["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
         p["enable.partition.eof"] = "false"
+        p["fetch.wait.max.ms"] = String(fetchWaitMax.milliseconds)
         return p.merging(client.additionalProperties) { _, user in user }
     }
 }

@@ -1,3 +1,4 @@
+import DuoAdmin
 import Foundation
 import Lifecycle
 import LifecycleStore
@@ -88,7 +89,10 @@ public final class CommandDispatcher: Service, Sendable {
     func process(_ stored: StoredCommand) async {
         let started = ContinuousClock.now
         let knownUserID = (try? store.write { try $0.employeeState(stored.command.employeeID) })??.duoUserID
-        let result = await applier.apply(stored.command, knownUserID: knownUserID, directory: directory)
+        // A leaver's calls go ahead of everything else in the Duo client's queues.
+        let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
+            await applier.apply(stored.command, knownUserID: knownUserID, directory: directory)
+        }
         let now = Date()
         do {
             switch result {

@@ -1,11 +1,38 @@
 import DuoAdmin
+import Foundation
 import Lifecycle
+import Synchronization
 
 /// The domain's ``DuoDirectoryPort``, implemented with the Duo Admin API client.
+///
+/// Group ids by name are cached for a short time: every command needs them, and groups change
+/// rarely. A name missing from the cache always triggers a fresh listing, and the groups this
+/// worker creates are added to it.
 public struct DuoAdminDirectory: DuoDirectoryPort {
     public let client: DuoAdminClient
+    private let groupCache: GroupCache
 
-    public init(client: DuoAdminClient) { self.client = client }
+    public init(client: DuoAdminClient, groupCacheTTL: Duration = .seconds(60)) {
+        self.client = client
+        self.groupCache = GroupCache(ttl: groupCacheTTL)
+    }
+
+    final class GroupCache: Sendable {
+        let ttl: Duration
+        let state = Mutex<(ids: [String: String], loadedAt: ContinuousClock.Instant?)>(([:], nil))
+        init(ttl: Duration) { self.ttl = ttl }
+
+        func lookup(_ names: Set<String>) -> [String: String]? {
+            state.withLock { s in
+                guard let at = s.loadedAt, ContinuousClock.now - at < ttl, names.allSatisfy({ s.ids[$0] != nil }) else { return nil }
+                return s.ids.filter { names.contains($0.key) }
+            }
+        }
+
+        func store(_ ids: [String: String]) { state.withLock { $0 = (ids, .now) } }
+        func add(_ name: String, _ id: String) { state.withLock { $0.ids[name] = id } }
+        func invalidate() { state.withLock { $0 = ([:], nil) } }
+    }
 
     public func user(id: String) async throws(DirectoryError) -> DuoUserSnapshot? {
         do { return Self.snapshot(try await client.getUser(id: id)) } catch let e as DuoAdminError where e.isNotFound { return nil } catch { throw Self.map(error) }
@@ -16,10 +43,12 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func groupIDs(named names: Set<String>) async throws(DirectoryError) -> [String: String] {
+        if let cached = groupCache.lookup(names) { return cached }
         do {
-            var ids: [String: String] = [:]
-            for try await group in client.groups() where names.contains(group.name) && ids[group.name] == nil { ids[group.name] = group.groupID }
-            return ids
+            var all: [String: String] = [:]
+            for try await group in client.groups() where all[group.name] == nil { all[group.name] = group.groupID }
+            groupCache.store(all)
+            return all.filter { names.contains($0.key) }
         } catch { throw Self.map(error) }
     }
 
@@ -32,11 +61,19 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func createGroup(name: String) async throws(DirectoryError) -> String {
-        do { return try await client.createGroup(name: name, desc: "Managed by duo-lifecycle").groupID } catch { throw Self.map(error) }
+        do {
+            let id = try await client.createGroup(name: name, desc: "Managed by duo-lifecycle").groupID
+            groupCache.add(name, id)
+            return id
+        } catch { throw Self.map(error) }
     }
 
     public func addUser(_ userID: String, toGroup groupID: String) async throws(DirectoryError) {
-        do { try await client.addUser(userID, toGroup: groupID) } catch { throw Self.map(error) }
+        do { try await client.addUser(userID, toGroup: groupID) } catch let e as DuoAdminError where e.code == 40002 && e.messageDetail?.contains("group") == true {
+            // The cached group may have been deleted in Duo: forget the cache and try again with a fresh listing.
+            groupCache.invalidate()
+            throw DirectoryError(code: "40002", message: "Group \(groupID) is gone; refreshing groups: \(e.message)", isRetriable: true)
+        } catch { throw Self.map(error) }
     }
 
     public func removeUser(_ userID: String, fromGroup groupID: String) async throws(DirectoryError) {
