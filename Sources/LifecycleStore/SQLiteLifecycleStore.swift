@@ -2,6 +2,47 @@ import Foundation
 import GRDB
 import Lifecycle
 
+/// Headers as compact length-prefixed binary: a count, then for each header its name and its
+/// value (length −1 for a null value). Far cheaper than JSON on the ingest path.
+enum HeaderCoding {
+    static func encode(_ headers: [StoredHeader]) -> Data {
+        var out = Data()
+        func u32(_ v: Int32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        u32(Int32(headers.count))
+        for h in headers {
+            let name = Array(h.name.utf8)
+            u32(Int32(name.count))
+            out.append(contentsOf: name)
+            if let v = h.value { u32(Int32(v.count)); out.append(contentsOf: v) } else { u32(-1) }
+        }
+        return out
+    }
+
+    struct Corrupt: Error {}
+
+    static func decode(_ data: Data) throws -> [StoredHeader] {
+        let bytes = Array(data)
+        var i = 0
+        func u32() throws -> Int32 {
+            guard i + 4 <= bytes.count else { throw Corrupt() }
+            defer { i += 4 }
+            return Int32(littleEndian: bytes[i..<i + 4].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
+        }
+        func take(_ n: Int) throws -> [UInt8] {
+            guard n >= 0, i + n <= bytes.count else { throw Corrupt() }
+            defer { i += n }
+            return Array(bytes[i..<i + n])
+        }
+        var headers: [StoredHeader] = []
+        for _ in 0..<max(0, try u32()) {
+            let name = String(decoding: try take(Int(try u32())), as: UTF8.self)
+            let length = try u32()
+            headers.append(StoredHeader(name: name, value: length < 0 ? nil : try take(Int(length))))
+        }
+        return headers
+    }
+}
+
 /// The SQLite store, through GRDB, in WAL mode.
 public final class SQLiteLifecycleStore: LifecycleStore {
     private let pool: DatabasePool
@@ -42,7 +83,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 CREATE TABLE commands (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     employee_id TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL,
-                    command BLOB NOT NULL, source BLOB NOT NULL, follow_up INTEGER NOT NULL DEFAULT 0,
+                    command BLOB NOT NULL, follow_up INTEGER NOT NULL DEFAULT 0,
+                    src_topic TEXT NOT NULL, src_partition INTEGER NOT NULL, src_offset INTEGER NOT NULL, src_timestamp INTEGER,
+                    src_key BLOB, src_value BLOB, src_headers BLOB NOT NULL, received_at REAL NOT NULL,
                     attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, first_failure_at REAL, last_error TEXT,
                     created_at REAL NOT NULL, updated_at REAL NOT NULL);
                 CREATE INDEX commands_ready ON commands (state, priority, next_attempt_at, id) WHERE state IN ('pending', 'retry');
@@ -107,7 +150,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 OutboxMessage(id: row["id"], message: NewOutboxMessage(
                     kind: OutboxKind(rawValue: row["kind"]) ?? .result, topic: row["topic"],
                     key: (row["key"] as Data?).map { Array($0) }, value: (row["value"] as Data?).map { Array($0) },
-                    headers: try Self.decoder.decode([StoredHeader].self, from: row["headers"] as Data)),
+                    headers: try HeaderCoding.decode(row["headers"] as Data)),
                     createdAt: Date(timeIntervalSince1970: row["created_at"]))
             }
         }
@@ -153,7 +196,10 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     static func command(_ row: Row) throws -> StoredCommand {
         StoredCommand(
             id: row["id"], command: try decoder.decode(ProvisioningCommand.self, from: row["command"] as Data),
-            source: try decoder.decode(SourceRecord.self, from: row["source"] as Data),
+            source: SourceRecord(topic: row["src_topic"], partition: row["src_partition"], offset: row["src_offset"], timestampMs: row["src_timestamp"],
+                                 key: (row["src_key"] as Data?).map { Array($0) }, value: (row["src_value"] as Data?).map { Array($0) },
+                                 headers: try HeaderCoding.decode(row["src_headers"] as Data),
+                                 receivedAt: Date(timeIntervalSince1970: row["received_at"])),
             state: CommandState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
             nextAttemptAt: Date(timeIntervalSince1970: row["next_attempt_at"]),
             firstFailureAt: (row["first_failure_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
@@ -196,12 +242,15 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
         func insertCommand(_ c: NewCommand) throws -> Int64 {
             let now = Date().timeIntervalSince1970
+            let src = c.source
             try db.execute(sql: """
-                INSERT INTO commands (employee_id, state, priority, command, source, follow_up, next_attempt_at, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
+                  src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
-                                 try SQLiteLifecycleStore.encoder.encode(c.command), try SQLiteLifecycleStore.encoder.encode(c.source),
-                                 c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now])
+                                 try SQLiteLifecycleStore.encoder.encode(c.command), c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now,
+                                 src.topic, src.partition, src.offset, src.timestampMs, src.key.map { Data($0) }, src.value.map { Data($0) },
+                                 HeaderCoding.encode(src.headers), src.receivedAt.timeIntervalSince1970])
             return db.lastInsertedRowID
         }
 
@@ -216,7 +265,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         func enqueue(_ m: NewOutboxMessage) throws {
             try db.execute(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
-                                       try SQLiteLifecycleStore.encoder.encode(m.headers), Date().timeIntervalSince1970])
+                                       HeaderCoding.encode(m.headers), Date().timeIntervalSince1970])
         }
     }
 }
