@@ -212,6 +212,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         var userPaused: Set<TopicPartition> = []
         var buffered = 0
         var backpressured = false
+        /// The highest offset handed to the application, per partition.
+        var delivered: [TopicPartition: Int64] = [:]
     }
     private let state = Mutex(State())
     private let maxBuffered: Int
@@ -235,6 +237,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
             logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
             return
         }
+        let tp = TopicPartition(topic: topic, partition: m.partition)
+        state.withLock { $0.delivered[tp] = max($0.delivered[tp] ?? -1, m.offset) }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(message, &tsType)
         batch.append(KafkaConsumerMessage(
@@ -273,10 +277,23 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
 
     func setPaused(_ partitions: [TopicPartition], paused: Bool) throws {
         guard !partitions.isEmpty, let client else { return }
+        let delivered = state.withLock { $0.delivered }
         try client.withHandle { rk in
             let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+            if !paused {
+                // Pausing drops what librdkafka had fetched but not handed over. Resume exactly after
+                // the last message the application received, or from the committed offset if it has
+                // received none — never from librdkafka's fetch position, which would skip the dropped ones.
+                for i in 0..<Int(list.pointee.cnt) {
+                    let tp = TopicPartition(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
+                    list.pointee.elems[i].offset = delivered[tp].map { $0 + 1 } ?? Int64(RD_KAFKA_OFFSET_STORED)
+                }
+                if let error = rd_kafka_seek_partitions(rk, list, 5000) {
+                    throw KafkaError(consuming: error, context: "Seek before resume failed")
+                }
+            }
             let err = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: paused ? "Pause failed" : "Resume failed") }
         }
@@ -292,7 +309,13 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
 
     fileprivate func revoked(_ partitions: [TopicPartition]?) {
         state.withLock { s in
-            if let partitions { s.assignment.subtract(partitions) } else { s.assignment = [] }
+            if let partitions {
+                s.assignment.subtract(partitions)
+                for tp in partitions { s.delivered[tp] = nil }
+            } else {
+                s.assignment = []
+                s.delivered = [:]
+            }
         }
     }
 }

@@ -1,0 +1,41 @@
+import Foundation
+import Kafka
+import Testing
+
+@Suite("Kafka consumer backpressure", .timeLimit(.minutes(3)))
+struct KafkaBackpressureTests {
+    @Test("A slow application pauses fetching and still receives every message of every partition",
+          arguments: [(2000, 500), (300, 100)])
+    func slowConsumer(buffer: Int, batch: Int) async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
+        let topic = KafkaTestSupport.uniqueName("backpressure")
+        try cluster.createTopic(topic, partitions: 6)
+        let producer = try KafkaTestSupport.producer(cluster)
+        let total = 12_000
+        // Values of a realistic size, so that one fetch does not hold a whole partition.
+        let padding = String(repeating: "x", count: 300)
+        for r in await producer.send(batch: (0..<total).map { KafkaProducerMessage(topic: topic, key: Array("k\($0)".utf8), value: Array("\($0)|\(padding)".utf8)) }) {
+            _ = try r.get()
+        }
+        let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-bp"), topics: [topic]) {
+            $0.maxBufferedMessages = buffer
+            $0.maxBatchSize = batch
+        }
+        var seen = Set<String>()
+        var perPartition: [Int32: Int] = [:]
+        let deadline = ContinuousClock.now + .seconds(120)
+        for await batch in consumer.batches {
+            for m in batch {
+                seen.insert("\(m.partition):\(m.offset)")
+                perPartition[m.partition, default: 0] += 1
+            }
+            try consumer.storeOffsets(for: batch)
+            try await Task.sleep(for: .milliseconds(5))  // a slow application
+            if seen.count >= total || ContinuousClock.now > deadline { break }
+        }
+        #expect(seen.count == total, "per partition: \(perPartition.sorted { $0.key < $1.key })")
+        #expect(perPartition.count == 6)
+        await consumer.close()
+        await producer.shutdown()
+    }
+}
