@@ -25,10 +25,12 @@ final class BenchEnvironment: @unchecked Sendable {
     let producer: KafkaProducer
     private(set) var worker: Process?
 
-    init(faults: DuoEmulatorFaults, logger: Logger) async throws {
+    /// - Parameter partitions: partitions of the lifecycle topic. librdkafka's mock cluster keeps
+    ///   about 5 MB per partition and drops older messages, so a large backlog needs more partitions.
+    init(faults: DuoEmulatorFaults, logger: Logger, partitions: Int32 = 6) async throws {
         self.logger = logger
         cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topic, partitions: 6)
+        try cluster.createTopic(Self.topic, partitions: partitions)
         try cluster.createTopic(Self.resultsTopic, partitions: 6)
         try cluster.createTopic(Self.dlqTopic, partitions: 1)
         var config = DuoEmulatorConfiguration(integrations: [Self.ikey: DuoSecretKey(Self.skey)])
@@ -70,7 +72,7 @@ final class BenchEnvironment: @unchecked Sendable {
               port: 0
               host: 127.0.0.1
             log:
-              level: error
+              level: \(ProcessInfo.processInfo.environment["BENCH_WORKER_LOG_LEVEL"] ?? "error")
               format: text
             """
         try yaml.write(toFile: "\(directory)/config.yaml", atomically: true, encoding: .utf8)

@@ -109,7 +109,8 @@ struct PipelineBenchmarks {
     func ingest(report: BenchReport) async throws {
         var faults = DuoEmulatorFaults()
         faults.failAll = 503
-        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        // 24 partitions: the mock cluster keeps about 5 MB per partition, and 100,000 events would overflow 6.
+        let env = try await BenchEnvironment(faults: faults, logger: logger, partitions: 24)
         progress("publishing 100,000 events")
         try await env.publish(try (0..<100_000).map { try BenchEnvironment.event("hired", "I\($0)", seq: 1, roles: ["engineering"]) })
         try env.startWorker(requestsPerSecond: 1000, maxConcurrency: 8)
