@@ -212,42 +212,42 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         let db: Database
 
         func inboxContains(source: String, id: String) throws -> Bool {
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?", arguments: [source, id]) ?? false
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?"), arguments: [source, id]) ?? false
         }
 
         func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) throws {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
                   "offset" = excluded."offset", received_at = excluded.received_at
-                """, arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
+                """).execute(arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
         }
 
         func employeeState(_ employeeID: String) throws -> EmployeeState? {
-            try (Data.fetchOne(db, sql: "SELECT state FROM employees WHERE employee_id = ?", arguments: [employeeID]))
+            try (Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM employees WHERE employee_id = ?"), arguments: [employeeID]))
                 .map { try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: $0) }
         }
 
         func saveEmployeeState(_ state: EmployeeState) throws {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
                 ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                """, arguments: [state.employeeID, try SQLiteLifecycleStore.encoder.encode(state), Date().timeIntervalSince1970])
+                """).execute(arguments: [state.employeeID, try SQLiteLifecycleStore.encoder.encode(state), Date().timeIntervalSince1970])
         }
 
         func waitingCommand(employeeID: String) throws -> StoredCommand? {
-            try Row.fetchOne(db, sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1",
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1"),
                              arguments: [employeeID]).map(SQLiteLifecycleStore.command)
         }
 
         func insertCommand(_ c: NewCommand) throws -> Int64 {
             let now = Date().timeIntervalSince1970
             let src = c.source
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
                   src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
+                """).execute(arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
                                  try SQLiteLifecycleStore.encoder.encode(c.command), c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now,
                                  src.topic, src.partition, src.offset, src.timestampMs, src.key.map { Data($0) }, src.value.map { Data($0) },
                                  HeaderCoding.encode(src.headers), src.receivedAt.timeIntervalSince1970])
@@ -255,16 +255,16 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) throws {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE commands SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), first_failure_at = ?,
                   last_error = ?, updated_at = ? WHERE id = ?
-                """, arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
+                """).execute(arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
                                  lastError, now.timeIntervalSince1970, id])
         }
 
         func enqueue(_ m: NewOutboxMessage) throws {
-            try db.execute(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
+            try db.cachedStatement(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                .execute(arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
                                        HeaderCoding.encode(m.headers), Date().timeIntervalSince1970])
         }
     }
