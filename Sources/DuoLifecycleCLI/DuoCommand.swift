@@ -141,15 +141,7 @@ enum DuoPrinter {
         FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
     }
 
-    static func table(_ header: [String], _ rows: [[String]]) {
-        let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
-        func format(_ cells: [String]) -> String {
-            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-        }
-        var out = format(header) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
-        for row in rows { out += format(row) + "\n" }
-        FileHandle.standardOutput.write(Data(out.utf8))
-    }
+    static func table(_ header: [String], _ rows: [[String]]) { printTable(header, rows) }
 
     static func users(_ users: [DuoUser], table: Bool) throws {
         guard table else { for u in users { try line(u) }; return }
