@@ -19,6 +19,9 @@ public protocol LifecycleStore: Sendable {
     /// same employee, and never one whose employee has a command running. They become `running`.
     func claimReady(limit: Int, now: Date) throws -> [StoredCommand]
 
+    /// The same, for commands of at least this priority only (a lower raw value is more urgent).
+    func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority) throws -> [StoredCommand]
+
     /// The earliest time a waiting command becomes ready, if any.
     func nextReadyAt() throws -> Date?
 

@@ -113,16 +113,20 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     }
 
     public func claimReady(limit: Int, now: Date) throws -> [StoredCommand] {
+        try claimReady(limit: limit, now: now, atLeast: .normal)
+    }
+
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority) throws -> [StoredCommand] {
         try pool.write { db in
             // Highest priority first, then oldest. Skip employees with a running command, and take
             // at most one command per employee, so one employee's commands never run at once.
             let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM commands c
-                WHERE c.state IN ('pending', 'retry') AND c.next_attempt_at <= ?
+                WHERE c.state IN ('pending', 'retry') AND c.next_attempt_at <= ? AND c.priority <= ?
                   AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
                 ORDER BY c.priority, c.next_attempt_at, c.id
                 LIMIT ?
-                """, arguments: [now.timeIntervalSince1970, limit * 4])
+                """, arguments: [now.timeIntervalSince1970, priority.rawValue, limit * 4])
             var seen = Set<String>()
             var claimed: [StoredCommand] = []
             for row in rows where claimed.count < limit {

@@ -49,10 +49,16 @@ public final class CommandDispatcher: Service, Sendable {
                 }
                 let free = maxConcurrency - inFlight.withLock { $0 }
                 var claimed: [StoredCommand] = []
-                if free > 0 {
-                    do { claimed = try store.claimReady(limit: free, now: Date()) } catch {
-                        logger.error("Could not read commands from the store", metadata: ["error": "\(error)"])
+                do {
+                    if free > 0 {
+                        claimed = try store.claimReady(limit: free, now: Date())
+                    } else if inFlight.withLock({ $0 }) < maxConcurrency * 2 {
+                        // Terminations do not wait for a slot: up to as many again may run beside a full
+                        // load of other commands, so a leaver is locked out behind any backlog.
+                        claimed = try store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination)
                     }
+                } catch {
+                    logger.error("Could not read commands from the store", metadata: ["error": "\(error)"])
                 }
                 for command in claimed {
                     inFlight.withLock { $0 += 1 }
@@ -62,7 +68,7 @@ public final class CommandDispatcher: Service, Sendable {
                         self.wakeup.signal()
                     }
                 }
-                if claimed.isEmpty || claimed.count == free {
+                if claimed.isEmpty || claimed.count >= free {
                     var timeout: Duration = .milliseconds(500)
                     if let next = try? store.nextReadyAt() {
                         let wait = next.timeIntervalSinceNow
