@@ -30,13 +30,13 @@ public final class WakeupSignal: Sendable {
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                // Only a timeout that really elapsed wakes the waiter; a cancelled one must not
+                // leave a stray signal behind for the next wait.
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 self.signal()
             }
             await group.next()
             group.cancelAll()
         }
-        // A timeout's own signal may be left pending; consume it so it does not wake the next wait.
-        state.withLock { $0.pending = false }
     }
 }
