@@ -117,7 +117,7 @@ public final class DuoAdminClient: Sendable {
                 guard configuration.retry.shouldRetry(error), let backoff = configuration.retry.backoff(beforeRetry: retry) else { throw error }
                 let wait = backoff + sleeper.jitter(configuration.retry.maxJitter)
                 logger.notice("Duo call failed; retrying", metadata: [
-                    "duo.request": "\(label)", "duo.error": "\(error)", "duo.retry": "\(retry)", "duo.wait_ms": "\(wait.milliseconds)",
+                    "duo.request": "\(label)", "duo.error": "\(error)", "duo.retry": "\(retry)", "duo.wait_ms": "\(Int64(wait / .milliseconds(1)))",
                 ])
                 try await sleeper.sleep(wait)
             }
@@ -168,7 +168,7 @@ public final class DuoAdminClient: Sendable {
         let status: Int
         let payload: ByteBuffer
         do {
-            let response = try await http.execute(request, timeout: .nanoseconds(Int64(configuration.requestTimeout.secondsValue * 1e9)))
+            let response = try await http.execute(request, timeout: TimeAmount(configuration.requestTimeout))
             status = Int(response.status.code)
             payload = try await response.body.collect(upTo: 16 * 1024 * 1024)
         } catch {
@@ -184,10 +184,10 @@ public final class DuoAdminClient: Sendable {
     static func jsonBody(_ parameters: [DuoParameter]) -> [UInt8] {
         var object: [String: Any] = [:]
         for p in parameters {
-            if let existing = object[p.key] {
-                object[p.key] = ((existing as? [String]) ?? [existing as! String]) + [p.value]
-            } else {
-                object[p.key] = p.value
+            switch object[p.key] {
+            case let list as [String]: object[p.key] = list + [p.value]
+            case let one as String: object[p.key] = [one, p.value]
+            default: object[p.key] = p.value
             }
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
@@ -262,6 +262,3 @@ public struct DuoCallRecord: Sendable {
     public var duration: Duration
 }
 
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}

@@ -5,17 +5,26 @@
 /// help (429, 5xx, timeouts, connection errors) or not (400xx, 401xx, 403xx, 404xx). It never
 /// contains request headers, so the secret key and signatures cannot leak through it.
 public struct DuoAdminError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
+    /// What kind of failure it was. A struct around a private code, like AsyncHTTPClient's
+    /// `HTTPClientError`, so a new kind added later breaks no caller's `switch`.
+    public struct Kind: Sendable, Hashable, CustomStringConvertible {
+        private enum Code: String, Sendable, Hashable { case duo, timeout, connection, invalidResponse, invalidRequest }
+        private let code: Code
+        private init(_ code: Code) { self.code = code }
+
         /// Duo answered with its failure envelope (or a non-200 status).
-        case duo
+        public static let duo = Kind(.duo)
         /// The request did not complete in time.
-        case timeout
+        public static let timeout = Kind(.timeout)
         /// The connection failed or was reset.
-        case connection
+        public static let connection = Kind(.connection)
         /// Duo answered with something that is not the expected JSON.
-        case invalidResponse
+        public static let invalidResponse = Kind(.invalidResponse)
         /// The client was asked to do something it cannot (a usage error before any call).
-        case invalidRequest
+        public static let invalidRequest = Kind(.invalidRequest)
+
+        /// `duo`, `timeout`, `connection`, `invalidResponse` or `invalidRequest`.
+        public var description: String { code.rawValue }
     }
 
     public var kind: Kind
@@ -44,12 +53,12 @@ public struct DuoAdminError: Error, Sendable, CustomStringConvertible {
     public var isRetriable: Bool {
         switch kind {
         case .timeout, .connection: return true
-        case .invalidRequest: return false
-        case .invalidResponse: return (httpStatus ?? 500) >= 500
         case .duo:
             if let status = httpStatus { return status == 429 || status >= 500 }
             if let code { return code == 42901 || code >= 50000 }
             return false
+        case .invalidResponse: return (httpStatus ?? 500) >= 500
+        default: return false
         }
     }
 

@@ -29,8 +29,8 @@ public struct DuoRetryPolicy: Sendable {
     /// The backoff before retry number `retry` (1-based), without jitter, or nil when retries are exhausted.
     public func backoff(beforeRetry retry: Int) -> Duration? {
         guard enabled, retry >= 1 else { return nil }
-        let seconds = initialBackoff.secondsValue * pow(multiplier, Double(retry - 1))
-        guard seconds <= maxBackoff.secondsValue + 1e-9 else { return nil }
+        let seconds = (initialBackoff / .seconds(1)) * pow(multiplier, Double(retry - 1))
+        guard seconds <= (maxBackoff / .seconds(1)) + 1e-9 else { return nil }
         return .nanoseconds(Int64(seconds * 1e9))
     }
 
@@ -44,11 +44,6 @@ private func pow(_ x: Double, _ y: Double) -> Double {
     for _ in 0..<Int(y) { r *= x }
     return r
 }
-
-extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// Where the client's waits happen. Tests pass one that records waits instead of sleeping.
 public struct DuoSleeper: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void
@@ -64,6 +59,6 @@ public struct DuoSleeper: Sendable {
     /// Real time: `Task.sleep`, which suspends the task and blocks no thread.
     public static let live = DuoSleeper(
         sleep: { try await Task.sleep(for: $0) },
-        jitter: { max in max <= .zero ? .zero : .nanoseconds(Int64.random(in: 0..<Int64(max.secondsValue * 1e9))) }
+        jitter: { max in max <= .zero ? .zero : .nanoseconds(Int64.random(in: 0..<Int64(max / .nanoseconds(1)))) }
     )
 }

@@ -222,9 +222,9 @@ public enum DuoSigning {
         var components = DateComponents()
         components.year = year; components.month = monthIndex + 1; components.day = day
         components.hour = hms[0]; components.minute = hms[1]; components.second = hms.count > 2 ? hms[2] : 0
-        components.timeZone = TimeZone(identifier: "UTC")
+        components.timeZone = .gmt
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = .gmt
         return calendar.date(from: components).map { $0.addingTimeInterval(TimeInterval(-offset)) }
     }
 }

@@ -204,7 +204,7 @@ public final class DuoDirectory: Sendable {
         guard let username = p["username"], !username.isEmpty else { throw .missingParameter("username") }
         guard let email = p["email"], !email.isEmpty else { throw .missingParameter("email") }
         guard Self.isEmail(email) else { throw .invalidParameter("email") }
-        if let v = p["valid_secs"], Int(v) == nil || Int(v)! < 0 { throw .invalidParameter("valid_secs") }
+        if let v = p["valid_secs"], (Int(v) ?? -1) < 0 { throw .invalidParameter("valid_secs") }
         return try state.withLock { s throws(DuoEmulatorError) in
             guard findByName(username, s) == nil else { throw .invalidParameter("username", "username already exists") }
             s.enrollments[username] = email
@@ -418,7 +418,7 @@ public final class DuoDirectory: Sendable {
     private static let idAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     /// Ids shaped like Duo's: a two-letter prefix and 18 more characters, 20 in all.
     static func newID(prefix: String) -> String {
-        prefix + String((0..<18).map { _ in idAlphabet.randomElement()! })
+        prefix + String((0..<18).map { _ in idAlphabet[Int.random(in: 0..<idAlphabet.count)] })
     }
 }
 

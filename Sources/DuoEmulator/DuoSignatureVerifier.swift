@@ -34,7 +34,7 @@ struct DuoSignatureVerifier: Sendable {
         let dateHeader = r.headers.first { $0.name.lowercased() == "x-duo-date" }?.value ?? r.headers.first { $0.name.lowercased() == "date" }?.value
         guard let date = dateHeader, !date.isEmpty else { throw .missingTimestamp }
         guard let parsed = DuoSigning.parseRFC2822Date(date) else { throw .missingTimestamp }
-        if abs(parsed.timeIntervalSince(now)) > clockSkew.secondsDouble {
+        if abs(parsed.timeIntervalSince(now)) > (clockSkew / .seconds(1)) {
             var error = DuoEmulatorError.invalidSignature
             error.detail = "request date is outside the allowed clock skew"
             throw error
@@ -71,8 +71,4 @@ struct DuoSignatureVerifier: Sendable {
         guard matched else { throw .invalidSignature }
         return ikey
     }
-}
-
-extension Duration {
-    var secondsDouble: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

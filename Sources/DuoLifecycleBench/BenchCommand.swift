@@ -65,8 +65,9 @@ final class BenchReport: @unchecked Sendable {
         let row = Row(scenario: scenario, metric: metric, value: value, unit: unit)
         rows.append(row)
         if json {
-            let object: [String: Any] = ["scenario": scenario, "metric": metric, "value": value, "unit": unit]
-            let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            // Strings and finite numbers only, so serialising cannot fail; a NaN is printed as null.
+            let object: [String: Any] = ["scenario": scenario, "metric": metric, "value": value.isFinite ? value : NSNull(), "unit": unit]
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             print(String(decoding: data, as: UTF8.self))
         } else {
             FileHandle.standardError.write(Data("  \(scenario) \(metric) = \(Self.format(value)) \(unit)\n".utf8))

@@ -31,8 +31,9 @@ struct PipelineBenchmarks {
         sampler.cancel()
         if let m = env.workerMemory() { peak.withLock { $0 = max($0, m.peak) } }
         await env.stopWorker()
-        let start = results.map(\.receivedAt).min()!.timeIntervalSince1970
-        let end = Double(results.map(\.publishedMs).max()!) / 1000
+        guard let first = results.map(\.receivedAt).min(), let last = results.map(\.publishedMs).max() else { throw BenchError("No results arrived") }
+        let start = first.timeIntervalSince1970
+        let end = Double(last) / 1000
         let seconds = end - start
         let calls = env.emulator.counters.values.flatMap(\.values).reduce(0, +)
         let ceiling = try await emulatorCeiling(env)
@@ -93,14 +94,13 @@ struct PipelineBenchmarks {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        guard disabledAt.count == 50 else { throw BenchError("Only \(disabledAt.count) of 50 leavers were disabled") }
-        let lastDisable = disabledAt.values.max()!
+        guard disabledAt.count == 50, let lastDisable = disabledAt.values.max() else { throw BenchError("Only \(disabledAt.count) of 50 leavers were disabled") }
         let hiresDone = env.emulator.directory.journal().filter { $0.operation == "create_user" && $0.timestampMs <= lastDisable }.count
         let latencies = disabledAt.values.map { Double($0) - published.timeIntervalSince1970 * 1000 }.sorted()
         report.record("lockout", "p50_ms", percentile(latencies, 50), "ms")
         report.record("lockout", "p95_ms", percentile(latencies, 95), "ms")
         report.record("lockout", "p99_ms", percentile(latencies, 99), "ms")
-        report.record("lockout", "max_ms", latencies.last!, "ms")
+        report.record("lockout", "max_ms", latencies.last ?? .nan, "ms")
         report.record("lockout", "hires_pending", Double(5000 - hiresDone), "hires")
         await env.shutdown()
     }
@@ -127,7 +127,7 @@ struct PipelineBenchmarks {
         guard count >= 100_000, let start else { throw BenchError("Only \(count) of 100,000 events were persisted") }
         let elapsed = ContinuousClock.now - start
         rss100k = env.workerMemory()?.rss
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed / .seconds(1)
         report.record("ingest", "events_per_s", 100_000 / seconds, "events/s")
         report.record("ingest", "rss_mb_10k", rss10k ?? .nan, "MB")
         report.record("ingest", "rss_mb_100k", rss100k ?? .nan, "MB")

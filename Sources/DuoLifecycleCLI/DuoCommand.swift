@@ -195,7 +195,8 @@ extension DuoCommand.Users {
             try await connection.withClient { client in
                 let users: [DuoUser]
                 if let username { users = try await client.findUser(username: username).map { [$0] } ?? [] }
-                else { users = try await client.findUsers(email: email!) }
+                else if let email { users = try await client.findUsers(email: email) }
+                else { users = [] }  // validate() requires one of them
                 try DuoPrinter.users(users, table: output.table)
             }
         }

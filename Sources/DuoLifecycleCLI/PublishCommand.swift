@@ -44,8 +44,8 @@ struct PublishCommand: AsyncParsableCommand {
                     throw ValidationError("\(file):\(n + 1): \(error)")
                 }
             }
-        } else {
-            var data: [String: Any] = ["employee_id": employeeID!]
+        } else if let type, let employeeID {
+            var data: [String: Any] = ["employee_id": employeeID]
             if let username { data["username"] = username }
             if let email { data["email"] = email }
             if let firstName { data["first_name"] = firstName }
@@ -54,7 +54,7 @@ struct PublishCommand: AsyncParsableCommand {
             if let roles { data["roles"] = roles.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             if let sequence { data["sequence"] = sequence }
             if let effectiveAt { data["effective_at"] = effectiveAt }
-            let fullType = type!.contains(".") ? type! : "hr.employee.\(type!)"
+            let fullType = type.contains(".") ? type : "hr.employee.\(type)"
             messages.append(try LifecycleEventMessage.make(topic: topic, type: fullType, data: data, id: id ?? UUID().uuidString.lowercased()))
         }
         var quiet = Logger(label: "publish")

@@ -57,7 +57,7 @@ public final class KafkaAdminClient: Sendable {
     public func createTopics(_ topics: [KafkaTopicSpecification], ignoreExisting: Bool = true, timeout: Duration = .seconds(30)) async throws {
         guard !topics.isEmpty else { return }
         let client = self.client
-        let ms = Int32(clamping: timeout.milliseconds)
+        let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
         let result: Result<Void, KafkaError> = await runBlocking("kafka-admin-create-topics") {
             client.withHandle { rk in
                 var errstr = [CChar](repeating: 0, count: 512)
@@ -113,7 +113,7 @@ public final class KafkaAdminClient: Sendable {
     /// The low and high watermarks of a partition: the first offset, and one past the last.
     public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
         let client = self.client
-        let ms = Int32(clamping: timeout.milliseconds)
+        let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
         let result: Result<(low: Int64, high: Int64), KafkaError> = await runBlocking("kafka-admin-watermarks") {
             client.withHandle { rk in
                 var low: Int64 = 0, high: Int64 = 0
@@ -128,7 +128,7 @@ public final class KafkaAdminClient: Sendable {
     /// Reads the metadata of all topics, or of one.
     public func metadata(topic: String? = nil, timeout: Duration = .seconds(10)) async throws -> KafkaMetadata {
         let client = self.client
-        let ms = Int32(clamping: timeout.milliseconds)
+        let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
         let result: Result<KafkaMetadata, KafkaError> = await runBlocking("kafka-admin-metadata") {
             client.withHandle { rk in
                 var topicHandle: OpaquePointer?

@@ -24,7 +24,7 @@ public struct KafkaClientConfiguration: Sendable {
             // Logs are served on the client's own poll thread, never on librdkafka's internal threads.
             "log.queue": "true",
         ]
-        if let statisticsInterval { p["statistics.interval.ms"] = String(statisticsInterval.milliseconds) }
+        if let statisticsInterval { p["statistics.interval.ms"] = String(Int64(statisticsInterval / .milliseconds(1))) }
         return p
     }
 }
@@ -52,8 +52,8 @@ public struct KafkaProducerConfiguration: Sendable {
         var p = client.properties()
         p["enable.idempotence"] = enableIdempotence ? "true" : "false"
         if enableIdempotence { p["acks"] = "all" }
-        p["delivery.timeout.ms"] = String(deliveryTimeout.milliseconds)
-        p["linger.ms"] = String(linger.milliseconds)
+        p["delivery.timeout.ms"] = String(Int64(deliveryTimeout / .milliseconds(1)))
+        p["linger.ms"] = String(Int64(linger / .milliseconds(1)))
         p["compression.codec"] = compression
         p["queue.buffering.max.messages"] = String(queueBufferingMaxMessages)
         return p.merging(client.additionalProperties) { _, user in user }
@@ -107,19 +107,11 @@ public struct KafkaConsumerConfiguration: Sendable {
         // committed in the background. Nothing is stored on the application's behalf.
         p["enable.auto.commit"] = "true"
         p["enable.auto.offset.store"] = "false"
-        p["auto.commit.interval.ms"] = String(autoCommitInterval.milliseconds)
-        p["session.timeout.ms"] = String(sessionTimeout.milliseconds)
-        p["max.poll.interval.ms"] = String(maxPollInterval.milliseconds)
+        p["auto.commit.interval.ms"] = String(Int64(autoCommitInterval / .milliseconds(1)))
+        p["session.timeout.ms"] = String(Int64(sessionTimeout / .milliseconds(1)))
+        p["max.poll.interval.ms"] = String(Int64(maxPollInterval / .milliseconds(1)))
         p["enable.partition.eof"] = "false"
-        p["fetch.wait.max.ms"] = String(fetchWaitMax.milliseconds)
+        p["fetch.wait.max.ms"] = String(Int64(fetchWaitMax / .milliseconds(1)))
         return p.merging(client.additionalProperties) { _, user in user }
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    public var milliseconds: Int64 {
-        let (s, atto) = components
-        return s * 1000 + atto / 1_000_000_000_000_000
     }
 }

@@ -31,7 +31,7 @@ public final class KafkaConsumer: Sendable {
         try client.withHandle { rk in
             // The main queue (logs, statistics, errors) is served by the consumer poll.
             rd_kafka_poll_set_consumer(rk)
-            let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))!
+            let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))!  // librdkafka aborts rather than return NULL
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for topic in configuration.topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
             let err = rd_kafka_subscribe(rk, list)
@@ -105,7 +105,7 @@ public final class KafkaConsumer: Sendable {
         let toStore = highest.filter { assigned.contains($0.key) }
         if !toStore.isEmpty {
             try client.withHandle { rk in
-                let list = rd_kafka_topic_partition_list_new(Int32(toStore.count))!
+                let list = rd_kafka_topic_partition_list_new(Int32(toStore.count))!  // librdkafka aborts rather than return NULL
                 defer { rd_kafka_topic_partition_list_destroy(list) }
                 for (tp, offset) in toStore {
                     // The committed offset is the next one to read.
@@ -279,7 +279,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         guard !partitions.isEmpty, let client else { return }
         let delivered = state.withLock { $0.delivered }
         try client.withHandle { rk in
-            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!  // librdkafka aborts rather than return NULL
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
             if !paused {

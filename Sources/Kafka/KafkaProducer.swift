@@ -50,14 +50,13 @@ public final class KafkaProducer: Sendable {
             // report finds its result slot without a per-message table.
             let id = batchID << 32 | UInt(index)
             while true {
-                let err = enqueue(message, opaque: id)
-                if err == nil { break }
-                if err!.code == .queueFull && pollThread.isRunning {
+                guard let err = enqueue(message, opaque: id) else { break }
+                if err.code == .queueFull && pollThread.isRunning {
                     // librdkafka's local queue is full: wait for delivery reports to make room.
                     try? await Task.sleep(for: .milliseconds(2))
                     continue
                 }
-                collector.complete(index: index, result: .failure(err!))
+                collector.complete(index: index, result: .failure(err))
                 break
             }
         }
@@ -67,7 +66,7 @@ public final class KafkaProducer: Sendable {
     /// Waits until every message sent so far has a delivery report, or the timeout passes.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let client = self.client
-        let ms = Int32(clamping: timeout.milliseconds)
+        let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
         let err = await runBlocking("kafka-producer-flush") { client.withHandle { rd_kafka_flush($0, ms) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, context: "Flush did not complete within \(timeout)")
@@ -197,7 +196,7 @@ final class BatchCollector: Sendable {
             s.remaining -= 1
             guard s.remaining == 0, let waiter = s.waiter else { return nil }
             s.waiter = nil
-            return (waiter, s.results.map { $0! })
+            return (waiter, s.results.compactMap { $0 })  // remaining == 0: every slot is filled
         }
         if let (waiter, results) = resume { waiter.resume(returning: results) }
     }
@@ -209,7 +208,7 @@ final class BatchCollector: Sendable {
     func wait() async -> [Result<KafkaDeliveryReport, KafkaError>] {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { s -> [Result<KafkaDeliveryReport, KafkaError>]? in
-                if s.remaining == 0 { return s.results.map { $0! } }
+                if s.remaining == 0 { return s.results.compactMap { $0 } }  // every slot is filled
                 s.waiter = continuation
                 return nil
             }

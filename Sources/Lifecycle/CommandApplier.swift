@@ -46,6 +46,11 @@ public struct CommandApplier: Sendable {
             }
 
             for op in diff.operations {
+                // Every write but a creation targets a user that exists: the diff only plans them
+                // for a user it was given (or one created earlier in the same plan), and a group
+                // add or remove only for a group it found or created. `Plan` checks that rather
+                // than trusting it, so a broken rule is a retriable error, never a crash.
+                let plan = Plan(userID: userID, groupIDs: groupIDs)
                 switch op {
                 case .createUser(let changes):
                     do {
@@ -53,17 +58,17 @@ public struct CommandApplier: Sendable {
                         userID = created.userID
                     } catch where error.isConflict {
                         // Someone created it between our read and our write: converge on the next run.
-                        throw DirectoryError(code: error.code, message: "User \(changes.username ?? "?") appeared concurrently; will retry", isRetriable: true)
+                        throw DirectoryError(code: error.code, message: "User \(changes.profile.username ?? "?") appeared concurrently; will retry", isRetriable: true)
                     }
-                case .updateUser(let changes): try await directory.updateUser(id: userID!, changes)
-                case .disableUser: try await directory.updateUser(id: userID!, DuoUserChanges(status: "disabled"))
-                case .enableUser: try await directory.updateUser(id: userID!, DuoUserChanges(status: "active"))
-                case .restoreFromTrash: try await directory.restoreFromTrash(userID: userID!)
+                case .updateUser(let changes): try await directory.updateUser(id: plan.user(for: op), changes)
+                case .disableUser: try await directory.updateUser(id: plan.user(for: op), DuoUserChanges(status: "disabled"))
+                case .enableUser: try await directory.updateUser(id: plan.user(for: op), DuoUserChanges(status: "active"))
+                case .restoreFromTrash: try await directory.restoreFromTrash(userID: plan.user(for: op))
                 case .createGroup(let name): groupIDs[name] = try await directory.createGroup(name: name)
-                case .addGroup(let name): try await directory.addUser(userID!, toGroup: groupIDs[name]!)
-                case .removeGroup(let name): try await directory.removeUser(userID!, fromGroup: groupIDs[name]!)
-                case .deleteUser: try await directory.deleteUser(id: userID!)
-                case .sendToTrash: try await directory.sendToTrash(userID: userID!)
+                case .addGroup(let name): try await directory.addUser(plan.user(for: op), toGroup: plan.group(name, for: op))
+                case .removeGroup(let name): try await directory.removeUser(plan.user(for: op), fromGroup: plan.group(name, for: op))
+                case .deleteUser: try await directory.deleteUser(id: plan.user(for: op))
+                case .sendToTrash: try await directory.sendToTrash(userID: plan.user(for: op))
                 }
                 done.append(op.kind)
             }
@@ -71,5 +76,26 @@ public struct CommandApplier: Sendable {
         } catch {
             return .failure(.directory(error, operations: done, userID: userID))
         }
+    }
+}
+
+/// The ids a write needs, checked before the write is made.
+private struct Plan {
+    var userID: String?
+    var groupIDs: [String: String]
+
+    func user(for op: DuoOperation) throws(DirectoryError) -> String {
+        guard let userID else { throw Self.broken("\(op.kind.rawValue) planned without a Duo user id") }
+        return userID
+    }
+
+    func group(_ name: String, for op: DuoOperation) throws(DirectoryError) -> String {
+        guard let id = groupIDs[name] else { throw Self.broken("\(op.kind.rawValue) planned for group '\(name)', whose Duo id is unknown") }
+        return id
+    }
+
+    /// Retriable: the next attempt reads Duo again and plans afresh.
+    private static func broken(_ message: String) -> DirectoryError {
+        DirectoryError(code: "plan", message: message, isRetriable: true)
     }
 }

@@ -4,7 +4,9 @@ import Foundation
 ///
 /// A command carries the full desired state, never a delta, so a newer command can replace an
 /// older pending one for the same employee, and applying a command twice changes nothing.
-public struct DesiredDuoState: Sendable, Hashable, Codable {
+/// Profile fields read and write through to ``profile`` (`desired.username`).
+@dynamicMemberLookup
+public struct DesiredDuoState: Sendable, Hashable {
     public enum Status: String, Sendable, Codable { case active, disabled }
     /// What to do with the user beyond disabling it.
     public enum Removal: Sendable, Hashable, Codable {
@@ -16,11 +18,7 @@ public struct DesiredDuoState: Sendable, Hashable, Codable {
     }
 
     public var employeeID: String
-    public var username: String?
-    public var email: String?
-    public var firstName: String?
-    public var lastName: String?
-    public var displayName: String?
+    public var profile: EmployeeProfile
     public var status: Status
     /// The managed groups the user should be in, by Duo group name; `nil` when no event has said
     /// (for example a profile update of an employee never seen hired).
@@ -28,25 +26,45 @@ public struct DesiredDuoState: Sendable, Hashable, Codable {
     public var terminated: Bool
     public var removal: Removal
 
-    public init(employeeID: String, username: String? = nil, email: String? = nil, firstName: String? = nil, lastName: String? = nil,
-                displayName: String? = nil, status: Status = .active, groups: Set<String>? = nil, terminated: Bool = false, removal: Removal = .none) {
+    public init(employeeID: String, profile: EmployeeProfile = EmployeeProfile(), status: Status = .active, groups: Set<String>? = nil,
+                terminated: Bool = false, removal: Removal = .none) {
         self.employeeID = employeeID
-        self.username = username
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
-        self.displayName = displayName
+        self.profile = profile
         self.status = status
         self.groups = groups
         self.terminated = terminated
         self.removal = removal
     }
 
+    public subscript<T>(dynamicMember field: WritableKeyPath<EmployeeProfile, T>) -> T {
+        get { profile[keyPath: field] }
+        set { profile[keyPath: field] = newValue }
+    }
+
     /// Duo's `realname`: the display name, or first and last name.
-    public var realname: String? {
-        if let displayName, !displayName.isEmpty { return displayName }
-        let parts = [firstName, lastName].compactMap { $0 }.filter { !$0.isEmpty }
-        return parts.isEmpty ? nil : parts.joined(separator: " ")
+    public var realname: String? { profile.realname }
+}
+
+/// Stored with the profile's fields beside the others (`username`, `email`, … at the top
+/// level), as stores written before ``EmployeeProfile`` existed have them.
+extension DesiredDuoState: Codable {
+    private enum CodingKeys: String, CodingKey { case employeeID, status, groups, terminated, removal }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(employeeID: try c.decode(String.self, forKey: .employeeID), profile: try EmployeeProfile(from: decoder),
+                  status: try c.decode(Status.self, forKey: .status), groups: try c.decodeIfPresent(Set<String>.self, forKey: .groups),
+                  terminated: try c.decode(Bool.self, forKey: .terminated), removal: try c.decode(Removal.self, forKey: .removal))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try profile.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(employeeID, forKey: .employeeID)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(groups, forKey: .groups)
+        try c.encode(terminated, forKey: .terminated)
+        try c.encode(removal, forKey: .removal)
     }
 }
 

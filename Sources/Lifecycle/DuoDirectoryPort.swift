@@ -1,51 +1,43 @@
 import Foundation
 
-/// A Duo user as the domain sees it.
+/// A Duo user as the domain sees it. Profile fields read through to ``profile``
+/// (`user.email`); its `displayName` is Duo's `realname`.
+@dynamicMemberLookup
 public struct DuoUserSnapshot: Sendable, Hashable {
     public var userID: String
     public var username: String
-    public var realname: String?
-    public var email: String?
-    public var firstName: String?
-    public var lastName: String?
+    /// The profile as Duo has it (username included).
+    public var profile: EmployeeProfile
     /// Duo's status string: `active`, `bypass`, `disabled`, `locked out`, `pending deletion`, …
     public var status: String
     /// The user's groups: name → group id.
     public var groups: [String: String]
 
-    public init(userID: String, username: String, realname: String? = nil, email: String? = nil, firstName: String? = nil,
-                lastName: String? = nil, status: String = "active", groups: [String: String] = [:]) {
+    public init(userID: String, username: String, profile: EmployeeProfile = EmployeeProfile(), status: String = "active", groups: [String: String] = [:]) {
         self.userID = userID
         self.username = username
-        self.realname = realname
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
+        self.profile = profile
+        self.profile.username = username
         self.status = status
         self.groups = groups
     }
+
+    public subscript<T>(dynamicMember field: KeyPath<EmployeeProfile, T>) -> T { profile[keyPath: field] }
 }
 
-/// Profile fields to write. `nil` leaves a field alone.
+/// What to write to a Duo user. `nil` leaves a field alone; the profile's `displayName` is
+/// written as Duo's `realname`.
 public struct DuoUserChanges: Sendable, Hashable {
-    public var username: String?
-    public var realname: String?
-    public var email: String?
-    public var firstName: String?
-    public var lastName: String?
+    public var profile: EmployeeProfile
     /// `active` or `disabled`.
     public var status: String?
 
-    public init(username: String? = nil, realname: String? = nil, email: String? = nil, firstName: String? = nil, lastName: String? = nil, status: String? = nil) {
-        self.username = username
-        self.realname = realname
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
+    public init(profile: EmployeeProfile = EmployeeProfile(), status: String? = nil) {
+        self.profile = profile
         self.status = status
     }
 
-    public var isEmpty: Bool { self == DuoUserChanges() }
+    public var isEmpty: Bool { profile.isEmpty && status == nil }
 }
 
 /// A failed call to Duo, classified so the dispatcher can decide from it alone: retry, or dead-letter.

@@ -12,7 +12,9 @@ public enum LifecycleEventType: String, Sendable, Codable, CaseIterable {
 /// How the event travelled: CloudEvents binary mode (ce_* headers) or structured mode (one JSON document).
 public enum CloudEventMode: String, Sendable, Codable { case binary, structured }
 
-/// A validated employee-lifecycle event.
+/// A validated employee-lifecycle event. Profile fields read through to ``profile``
+/// (`event.email`).
+@dynamicMemberLookup
 public struct EmployeeLifecycleEvent: Sendable, Hashable, Codable {
     /// CloudEvents `id`; with `source` it identifies the event (the inbox key).
     public var id: String
@@ -23,11 +25,8 @@ public struct EmployeeLifecycleEvent: Sendable, Hashable, Codable {
     public var mode: CloudEventMode
 
     public var employeeID: String
-    public var username: String?
-    public var email: String?
-    public var firstName: String?
-    public var lastName: String?
-    public var displayName: String?
+    /// The profile fields the event carries; the others are nil.
+    public var profile: EmployeeProfile
     /// The complete current role list (state, not a delta), when the event carries it.
     public var roles: [String]?
     /// When the change takes effect; the event's time when not given.
@@ -36,8 +35,7 @@ public struct EmployeeLifecycleEvent: Sendable, Hashable, Codable {
     public var sequence: Int64?
 
     public init(id: String, source: String, type: LifecycleEventType, time: Date, subject: String? = nil, mode: CloudEventMode = .binary,
-                employeeID: String, username: String? = nil, email: String? = nil, firstName: String? = nil, lastName: String? = nil,
-                displayName: String? = nil, roles: [String]? = nil, effectiveAt: Date? = nil, sequence: Int64? = nil) {
+                employeeID: String, profile: EmployeeProfile = EmployeeProfile(), roles: [String]? = nil, effectiveAt: Date? = nil, sequence: Int64? = nil) {
         self.id = id
         self.source = source
         self.type = type
@@ -45,15 +43,13 @@ public struct EmployeeLifecycleEvent: Sendable, Hashable, Codable {
         self.subject = subject
         self.mode = mode
         self.employeeID = employeeID
-        self.username = username
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
-        self.displayName = displayName
+        self.profile = profile
         self.roles = roles
         self.effectiveAt = effectiveAt ?? time
         self.sequence = sequence
     }
+
+    public subscript<T>(dynamicMember field: KeyPath<EmployeeProfile, T>) -> T { profile[keyPath: field] }
 
     /// Where this event stands among the employee's events.
     public var ordering: EventOrdering { EventOrdering(sequence: sequence, effectiveAt: effectiveAt, time: time) }
@@ -81,14 +77,29 @@ public struct EventOrdering: Sendable, Hashable, Codable {
     }
 }
 
+/// A message header outside the Kafka layer: what the decoder reads, the store keeps and the
+/// outbox writes. The worker converts from and to Kafka's own header type at its edge.
+public struct MessageHeader: Sendable, Hashable, Codable {
+    public var name: String
+    /// The raw bytes; nil for a header with no value (Kafka allows that).
+    public var value: [UInt8]?
+
+    public init(name: String, value: [UInt8]?) {
+        self.name = name
+        self.value = value
+    }
+
+    public init(_ name: String, _ value: String) { self.init(name: name, value: Array(value.utf8)) }
+}
+
 /// A Kafka-free view of an incoming record: what the decoder needs.
 public struct LifecycleRecord: Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     /// Header names and values, in order.
-    public var headers: [(name: String, value: [UInt8]?)]
+    public var headers: [MessageHeader]
 
-    public init(key: [UInt8]?, value: [UInt8]?, headers: [(name: String, value: [UInt8]?)]) {
+    public init(key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader]) {
         self.key = key
         self.value = value
         self.headers = headers

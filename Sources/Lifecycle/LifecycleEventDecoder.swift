@@ -103,7 +103,9 @@ public struct LifecycleEventDecoder: Sendable {
 
         guard let data else { throw EventRejection(path: "data", rule: "required", message: "The event has no data") }
         guard let d = data as? [String: Any] else { throw EventRejection(path: "data", rule: "type object", message: "data must be a JSON object") }
-        let employeeID = try string(d, "employee_id", min: 1)
+        guard let employeeID = try string(d, "employee_id", min: 1) else {
+            throw EventRejection(path: "data.employee_id", rule: "required", message: "employee_id is required for \(type.rawValue)")
+        }
         c.employeeID = employeeID
         let username = try string(d, "username", min: 1)
         let email = try string(d, "email")
@@ -126,7 +128,6 @@ public struct LifecycleEventDecoder: Sendable {
         func require(_ field: String, _ present: Bool) throws(EventRejection) {
             if !present { throw EventRejection(path: "data.\(field)", rule: "required", message: "\(field) is required for \(type.rawValue)") }
         }
-        try require("employee_id", employeeID != nil)
         switch type {
         case .hired:
             try require("email", email != nil)
@@ -143,10 +144,10 @@ public struct LifecycleEventDecoder: Sendable {
         }
         if let key = record.key, let keyString = String(validating: key, as: UTF8.self), !key.isEmpty, keyString != employeeID {
             throw EventRejection(path: "key", rule: "equals data.employee_id",
-                                 message: "The Kafka key '\(keyString)' is not the employee id '\(employeeID!)'; events of one employee must share a key to keep their order")
+                                 message: "The Kafka key '\(keyString)' is not the employee id '\(employeeID)'; events of one employee must share a key to keep their order")
         }
-        return EmployeeLifecycleEvent(id: id, source: source, type: type, time: time, subject: subject, mode: mode, employeeID: employeeID!,
-                                      username: username, email: email, firstName: firstName, lastName: lastName, displayName: displayName,
+        return EmployeeLifecycleEvent(id: id, source: source, type: type, time: time, subject: subject, mode: mode, employeeID: employeeID,
+                                      profile: EmployeeProfile(username: username, email: email, firstName: firstName, lastName: lastName, displayName: displayName),
                                       roles: roles, effectiveAt: effectiveAt, sequence: sequence)
     }
 

@@ -56,11 +56,7 @@ public struct LifecyclePlanner: Sendable {
         var employee = state ?? EmployeeState(employeeID: event.employeeID)
         var desired = employee.desired
         // Profile fields present in the event replace what was known.
-        if let v = event.username { desired.username = v }
-        if let v = event.email { desired.email = v }
-        if let v = event.firstName { desired.firstName = v }
-        if let v = event.lastName { desired.lastName = v }
-        if let v = event.displayName { desired.displayName = v }
+        desired.profile = desired.profile.updated(with: event.profile)
         if desired.username == nil { desired.username = mapping.derivedUsername(email: desired.email, employeeID: event.employeeID) }
 
         var roleGroups: Set<String>?
@@ -90,7 +86,7 @@ public struct LifecyclePlanner: Sendable {
             if termination.removeManagedGroups { desired.groups = [] }
             switch termination.action {
             case .disable: desired.removal = .none
-            case .delete: desired.removal = .delete(at: event.effectiveAt.addingTimeInterval(termination.deleteAfter.timeInterval))
+            case .delete: desired.removal = .delete(at: event.effectiveAt.addingTimeInterval(termination.deleteAfter / .seconds(1)))
             case .trash: desired.removal = .trash
             }
         }
@@ -107,8 +103,4 @@ public struct LifecyclePlanner: Sendable {
                                           eventID: event.id, eventSource: event.source, eventType: event.type)
         return .command(command, employee)
     }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

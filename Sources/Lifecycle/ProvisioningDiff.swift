@@ -54,8 +54,7 @@ public struct ProvisioningDiff: Sendable, Hashable {
         guard let current else {
             // Nobody to lock out: a leaver without a Duo user needs nothing.
             if desired.terminated || desired.status == .disabled { return .success(ProvisioningDiff(operations: [])) }
-            ops.append(.createUser(DuoUserChanges(username: desired.username, realname: desired.realname, email: desired.email,
-                                                  firstName: desired.firstName, lastName: desired.lastName, status: desired.status.rawValue)))
+            ops.append(.createUser(DuoUserChanges(profile: desired.profile.duoChanges(from: EmployeeProfile()), status: desired.status.rawValue)))
             for name in (desired.groups ?? []).sorted() {
                 if !existingGroups.contains(name) {
                     guard createMissingGroups else { return .failure(missingGroup(name)) }
@@ -82,13 +81,8 @@ public struct ProvisioningDiff: Sendable, Hashable {
             ops.append(.enableUser)
         }
 
-        var changes = DuoUserChanges()
-        if let v = desired.username, v != current.username { changes.username = v }
-        if let v = desired.realname, v != (current.realname ?? "") { changes.realname = v }
-        if let v = desired.email, v.lowercased() != (current.email ?? "").lowercased() { changes.email = v }
-        if let v = desired.firstName, v != (current.firstName ?? "") { changes.firstName = v }
-        if let v = desired.lastName, v != (current.lastName ?? "") { changes.lastName = v }
-        if !changes.isEmpty { ops.append(.updateUser(changes)) }
+        let changes = desired.profile.duoChanges(from: current.profile)
+        if !changes.isEmpty { ops.append(.updateUser(DuoUserChanges(profile: changes))) }
 
         if let wanted = desired.groups {
             let have = Set(current.groups.keys).intersection(managedGroups)

@@ -85,10 +85,10 @@ public struct SourceRecord: Sendable, Hashable, Codable {
     public var timestampMs: Int64?
     public var key: [UInt8]?
     public var value: [UInt8]?
-    public var headers: [StoredHeader]
+    public var headers: [MessageHeader]
     public var receivedAt: Date
 
-    public init(topic: String, partition: Int32, offset: Int64, timestampMs: Int64?, key: [UInt8]?, value: [UInt8]?, headers: [StoredHeader], receivedAt: Date) {
+    public init(topic: String, partition: Int32, offset: Int64, timestampMs: Int64?, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader], receivedAt: Date) {
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -98,13 +98,6 @@ public struct SourceRecord: Sendable, Hashable, Codable {
         self.headers = headers
         self.receivedAt = receivedAt
     }
-}
-
-/// A header as stored.
-public struct StoredHeader: Sendable, Hashable, Codable {
-    public var name: String
-    public var value: [UInt8]?
-    public init(name: String, value: [UInt8]?) { self.name = name; self.value = value }
 }
 
 /// A command to insert.
@@ -148,9 +141,9 @@ public struct NewOutboxMessage: Sendable {
     public var topic: String
     public var key: [UInt8]?
     public var value: [UInt8]?
-    public var headers: [StoredHeader]
+    public var headers: [MessageHeader]
 
-    public init(kind: OutboxKind, topic: String, key: [UInt8]?, value: [UInt8]?, headers: [StoredHeader]) {
+    public init(kind: OutboxKind, topic: String, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader]) {
         self.kind = kind
         self.topic = topic
         self.key = key

@@ -5,7 +5,7 @@ import Lifecycle
 /// Headers as compact length-prefixed binary: a count, then for each header its name and its
 /// value (length −1 for a null value). Far cheaper than JSON on the ingest path.
 enum HeaderCoding {
-    static func encode(_ headers: [StoredHeader]) -> Data {
+    static func encode(_ headers: [MessageHeader]) -> Data {
         var out = Data()
         func u32(_ v: Int32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         u32(Int32(headers.count))
@@ -20,7 +20,7 @@ enum HeaderCoding {
 
     struct Corrupt: Error {}
 
-    static func decode(_ data: Data) throws -> [StoredHeader] {
+    static func decode(_ data: Data) throws -> [MessageHeader] {
         let bytes = Array(data)
         var i = 0
         func u32() throws -> Int32 {
@@ -33,11 +33,11 @@ enum HeaderCoding {
             defer { i += n }
             return Array(bytes[i..<i + n])
         }
-        var headers: [StoredHeader] = []
+        var headers: [MessageHeader] = []
         for _ in 0..<max(0, try u32()) {
             let name = String(decoding: try take(Int(try u32())), as: UTF8.self)
             let length = try u32()
-            headers.append(StoredHeader(name: name, value: length < 0 ? nil : try take(Int(length))))
+            headers.append(MessageHeader(name: name, value: length < 0 ? nil : try take(Int(length))))
         }
         return headers
     }

@@ -128,8 +128,7 @@ public final class CommandDispatcher: Service, Sendable {
         } catch {
             logger.error("Could not record a command's outcome; it will run again", metadata: ["command": "\(stored.id)", "error": "\(error)"])
         }
-        Timer(label: "duo_lifecycle_command_duration_seconds").recordNanoseconds((ContinuousClock.now - started).components.attoseconds / 1_000_000_000
-                                                                             + (ContinuousClock.now - started).components.seconds * 1_000_000_000)
+        Timer(label: "duo_lifecycle_command_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
         outboxWakeup?.signal()
     }
 
@@ -157,7 +156,7 @@ public final class CommandDispatcher: Service, Sendable {
         let attempts = stored.attempts + 1
         let firstFailure = stored.firstFailureAt ?? now
         let policy = configuration.retry
-        let tooOld = now.timeIntervalSince(firstFailure) >= policy.maxAge.seconds
+        let tooOld = now.timeIntervalSince(firstFailure) >= policy.maxAge / .seconds(1)
         let tooMany = policy.maxAttempts.map { attempts >= $0 } ?? false
         if tooOld || tooMany {
             try deadLetter(stored, reason: .retriesExhausted, code: error.code,
@@ -167,12 +166,12 @@ public final class CommandDispatcher: Service, Sendable {
         }
         let delay = policy.delay(afterAttempts: attempts)
         try store.write { tx in
-            try tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay.seconds),
+            try tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay / .seconds(1)),
                                  firstFailureAt: firstFailure, lastError: error.description, now: now)
         }
         Counter(label: "duo_lifecycle_retries_total").increment()
         logger.debug("Command failed; retrying", metadata: ["employee": "\(stored.command.employeeID)", "attempt": "\(attempts)",
-                                                           "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                                                           "delay_ms": "\(Int64(delay / .milliseconds(1)))",
                                                            "error": "\(error)"])
     }
 

@@ -93,13 +93,15 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     static func snapshot(_ u: DuoUser) -> DuoUserSnapshot {
-        DuoUserSnapshot(userID: u.userID, username: u.username, realname: u.realname, email: u.email, firstName: u.firstname,
-                        lastName: u.lastname, status: u.status.rawValue,
+        DuoUserSnapshot(userID: u.userID, username: u.username,
+                        profile: EmployeeProfile(email: u.email, firstName: u.firstname, lastName: u.lastname, displayName: u.realname),
+                        status: u.status.rawValue,
                         groups: Dictionary(u.groups.map { ($0.name, $0.groupID) }, uniquingKeysWith: { a, _ in a }))
     }
 
     static func fields(_ c: DuoUserChanges) -> DuoUserFields {
-        DuoUserFields(username: c.username, realname: c.realname, email: c.email, firstname: c.firstName, lastname: c.lastName,
+        DuoUserFields(username: c.profile.username, realname: c.profile.displayName, email: c.profile.email,
+                      firstname: c.profile.firstName, lastname: c.profile.lastName,
                       status: c.status.map(DuoUserStatus.init(rawValue:)))
     }
 
@@ -107,7 +109,7 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
         guard let e = error as? DuoAdminError else {
             return DirectoryError(code: "internal", message: "\(error)", isRetriable: true)
         }
-        return DirectoryError(code: e.code.map(String.init) ?? e.kind.rawValue, message: e.messageDetail.map { "\(e.message) [\($0)]" } ?? e.message,
+        return DirectoryError(code: e.code.map(String.init) ?? e.kind.description, message: e.messageDetail.map { "\(e.message) [\($0)]" } ?? e.message,
                               isRetriable: e.isRetriable, isAuthenticationFailure: e.isAuthenticationFailure, isNotFound: e.isNotFound,
                               isConflict: e.code == 40002 && e.messageDetail?.contains("already") == true)
     }

@@ -40,12 +40,13 @@ public struct EventIngestor: Sendable {
     }
 
     private func ingest(_ message: KafkaConsumerMessage, tx: any LifecycleStoreTransaction, now: Date, summary: inout Summary) throws {
+        let headers = message.headers.map { MessageHeader(name: $0.key, value: $0.value) }
         let source = SourceRecord(topic: message.topic, partition: message.partition, offset: message.offset, timestampMs: message.timestampMilliseconds,
-                                  key: message.key, value: message.value, headers: message.headers.map { StoredHeader(name: $0.key, value: $0.value) },
+                                  key: message.key, value: message.value, headers: headers,
                                   receivedAt: now)
         // A replay from the dead-letter topic is processed again even though the inbox has it.
         let isReplay = message.headers.contains { $0.key == "dlq-replayed-at" }
-        let record = LifecycleRecord(key: message.key, value: message.value, headers: message.headers.map { (name: $0.key, value: $0.value) })
+        let record = LifecycleRecord(key: message.key, value: message.value, headers: headers)
         switch decoder.decode(record) {
         case .failure(let rejection):
             // An event without a readable id is known by where it sits in Kafka.

@@ -27,7 +27,7 @@ public final class OutboxRelay: Service, Sendable {
             let sent = await relayOnce()
             if ContinuousClock.now - lastPurge > .seconds(60) {
                 lastPurge = .now
-                if let purged = try? store.purgeSent(before: Date().addingTimeInterval(-retention.seconds)), purged > 0 {
+                if let purged = try? store.purgeSent(before: Date().addingTimeInterval(-(retention / .seconds(1)))), purged > 0 {
                     logger.debug("Purged sent outbox rows", metadata: ["count": "\(purged)"])
                 }
             }

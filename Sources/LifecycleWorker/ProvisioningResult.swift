@@ -62,7 +62,7 @@ public struct OutboxMessageFactory: Sendable {
         ]
         if let error { data["error"] = ["code": error.code, "message": error.message, "retriable": error.retriable] as [String: Any] }
         let value = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        let headers: [StoredHeader] = [
+        let headers: [MessageHeader] = [
             .init("ce_specversion", "1.0"), .init("ce_id", UUID().uuidString.lowercased()), .init("ce_source", configuration.resultSource),
             .init("ce_type", "duo.provisioning.result"), .init("ce_time", RFC3339.format(now)),
             .init("ce_subject", event.employeeID ?? ""), .init("content-type", "application/json"),
@@ -86,6 +86,4 @@ public struct OutboxMessageFactory: Sendable {
     }
 }
 
-extension StoredHeader {
-    init(_ name: String, _ value: String) { self.init(name: name, value: Array(value.utf8)) }
-}
+

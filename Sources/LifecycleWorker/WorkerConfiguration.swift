@@ -51,7 +51,7 @@ public struct CommandRetryPolicy: Sendable, Hashable {
     /// "equal jitter" (half fixed, half random) so a herd of failures spreads out.
     public func delay(afterAttempts attempts: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
         let exponent = Swift.min(30, Swift.max(0, attempts - 1))
-        let raw = Swift.min(max.seconds, base.seconds * Double(1 << exponent))
+        let raw = Swift.min(max / .seconds(1), base / .seconds(1) * Double(1 << exponent))
         return .milliseconds(Int64((raw / 2 + raw / 2 * random) * 1000))
     }
 }
@@ -66,8 +66,4 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     public var probeInterval: Duration = .seconds(1)
 
     public init() {}
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

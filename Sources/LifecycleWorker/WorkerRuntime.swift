@@ -32,7 +32,7 @@ public final class WorkerRuntime: Sendable {
         self.client = DuoAdminClient(configuration: duo, logger: clientLogger, callObserver: { call in
             Counter(label: "duo_lifecycle_duo_calls_total", dimensions: [("method", call.method), ("status", call.status.map(String.init) ?? "error")]).increment()
             Timer(label: "duo_lifecycle_duo_call_duration_seconds", dimensions: [("method", call.method)])
-                .recordNanoseconds(call.duration.components.seconds * 1_000_000_000 + call.duration.components.attoseconds / 1_000_000_000)
+                .recordNanoseconds(Int64(call.duration / .nanoseconds(1)))
         })
         self.pipeline = try LifecyclePipeline(configuration: settings.worker, kafka: settings.kafka, store: store,
                                               directory: DuoAdminDirectory(client: client), logger: logger)

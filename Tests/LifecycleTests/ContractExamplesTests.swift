@@ -27,7 +27,7 @@ struct ContractExamplesTests {
     @Test("The decoder agrees with the schema", arguments: ContractExamples.names)
     func example(_ name: String) throws {
         let bytes = try Data(contentsOf: ContractExamples.directory.appendingPathComponent(name))
-        let record = LifecycleRecord(key: nil, value: Array(bytes), headers: [(name: "content-type", value: Array("application/cloudevents+json".utf8))])
+        let record = LifecycleRecord(key: nil, value: Array(bytes), headers: [MessageHeader(name: "content-type", value: Array("application/cloudevents+json".utf8))])
         let result = LifecycleEventDecoder().decode(record)
         if name.hasPrefix("valid-") {
             #expect((try? result.get()) != nil, "\(name): \(result)")

@@ -12,7 +12,7 @@ func binaryRecord(type: String = "hr.employee.hired", data: String, key: String?
     for (k, v) in extra { headers[k] = v }
     for k in drop { headers[k] = nil }
     return LifecycleRecord(key: key.map { Array($0.utf8) }, value: Array(data.utf8),
-                           headers: headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value.map { Array($0.utf8) }) })
+                           headers: headers.sorted { $0.key < $1.key }.map { MessageHeader(name: $0.key, value: $0.value.map { Array($0.utf8) }) })
 }
 
 @Suite("Decoding lifecycle events")
@@ -51,7 +51,7 @@ struct LifecycleEventDecoderTests {
     @Test("Structured mode decodes too")
     func structured() throws {
         let json = #"{"specversion":"1.0","id":"s-1","source":"urn:s","type":"hr.employee.terminated","time":"2026-11-02T09:00:00Z","data":{"employee_id":"E9"}}"#
-        let record = LifecycleRecord(key: Array("E9".utf8), value: Array(json.utf8), headers: [(name: "content-type", value: Array("application/cloudevents+json; charset=utf-8".utf8))])
+        let record = LifecycleRecord(key: Array("E9".utf8), value: Array(json.utf8), headers: [MessageHeader(name: "content-type", value: Array("application/cloudevents+json; charset=utf-8".utf8))])
         let event = try LifecycleEventDecoder().decode(record).get()
         #expect(event.mode == .structured && event.employeeID == "E9" && event.type == .terminated)
     }

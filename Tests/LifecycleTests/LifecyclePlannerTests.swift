@@ -4,8 +4,8 @@ import Testing
 
 func event(_ type: LifecycleEventType, id: String = UUID().uuidString, seq: Int64? = nil, at: TimeInterval = 1_000, effective: TimeInterval? = nil,
            roles: [String]? = nil, email: String? = "ada@example.com", username: String? = nil, first: String? = nil) -> EmployeeLifecycleEvent {
-    EmployeeLifecycleEvent(id: id, source: "urn:test", type: type, time: Date(timeIntervalSince1970: at), employeeID: "E1", username: username,
-                           email: email, firstName: first, roles: roles, effectiveAt: effective.map(Date.init(timeIntervalSince1970:)), sequence: seq)
+    EmployeeLifecycleEvent(id: id, source: "urn:test", type: type, time: Date(timeIntervalSince1970: at), employeeID: "E1",
+                           profile: EmployeeProfile(username: username, email: email, firstName: first), roles: roles, effectiveAt: effective.map(Date.init(timeIntervalSince1970:)), sequence: seq)
 }
 
 @Suite("Planning: mapping, ordering guard, termination policy")

@@ -13,12 +13,12 @@ struct ProvisioningDiffTests {
 
     static func desired(status: DesiredDuoState.Status = .active, groups: Set<String>? = ["Engineering", "VPN"], terminated: Bool = false,
                         removal: DesiredDuoState.Removal = .none, email: String = "ada@example.com") -> DesiredDuoState {
-        DesiredDuoState(employeeID: "E1", username: "ada", email: email, firstName: "Ada", lastName: "Lovelace",
+        DesiredDuoState(employeeID: "E1", profile: EmployeeProfile(username: "ada", email: email, firstName: "Ada", lastName: "Lovelace"),
                         status: status, groups: groups, terminated: terminated, removal: removal)
     }
 
     static func current(status: String = "active", groups: [String: String] = ["Engineering": "DG1", "VPN": "DG2"], email: String = "ada@example.com") -> DuoUserSnapshot {
-        DuoUserSnapshot(userID: "DU1", username: "ada", realname: "Ada Lovelace", email: email, firstName: "Ada", lastName: "Lovelace",
+        DuoUserSnapshot(userID: "DU1", username: "ada", profile: EmployeeProfile(email: email, firstName: "Ada", lastName: "Lovelace", displayName: "Ada Lovelace"),
                         status: status, groups: groups)
     }
 
@@ -33,11 +33,11 @@ struct ProvisioningDiffTests {
 
     static let cases: [Case] = [
         Case(name: "create a new user with groups, creating a missing group", desired: desired(groups: ["Engineering", "Platform"]), current: nil,
-             expected: [.createUser(DuoUserChanges(username: "ada", realname: "Ada Lovelace", email: "ada@example.com", firstName: "Ada", lastName: "Lovelace", status: "active")),
+             expected: [.createUser(DuoUserChanges(profile: EmployeeProfile(username: "ada", email: "ada@example.com", firstName: "Ada", lastName: "Lovelace", displayName: "Ada Lovelace"), status: "active")),
                         .addGroup(name: "Engineering"), .createGroup(name: "Platform"), .addGroup(name: "Platform")]),
         Case(name: "no-op when Duo already matches", desired: desired(), current: current(), expected: []),
         Case(name: "update changed profile fields only", desired: desired(email: "ada.king@example.com"), current: current(),
-             expected: [.updateUser(DuoUserChanges(email: "ada.king@example.com"))]),
+             expected: [.updateUser(DuoUserChanges(profile: EmployeeProfile(email: "ada.king@example.com")))]),
         Case(name: "email case differences are not changes", desired: desired(email: "ADA@example.com"), current: current(), expected: []),
         Case(name: "add and remove managed groups; leave unmanaged ones alone", desired: desired(groups: ["Sales", "VPN"]),
              current: current(groups: ["Engineering": "DG1", "VPN": "DG2", "Finance": "DG9"]),

@@ -11,7 +11,7 @@ struct SQLiteStoreTests {
     }
 
     static func command(_ employee: String, priority: CommandPriority = .normal, event: String = UUID().uuidString) -> NewCommand {
-        let desired = DesiredDuoState(employeeID: employee, username: employee.lowercased())
+        let desired = DesiredDuoState(employeeID: employee, profile: EmployeeProfile(username: employee.lowercased()))
         let c = ProvisioningCommand(employeeID: employee, desired: desired, priority: priority, eventID: event, eventSource: "urn:t", eventType: .hired)
         let source = SourceRecord(topic: "t", partition: 0, offset: 1, timestampMs: 1, key: nil, value: [1, 2], headers: [], receivedAt: Date())
         return NewCommand(command: c, source: source, notBefore: Date(timeIntervalSince1970: 0))
