@@ -86,6 +86,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Operator tools over Kafka: building lifecycle events as an HR system does, reading a topic
+        // to its end. The CLI, the benchmarks and the tests use them.
+        .target(
+            name: "LifecycleTools",
+            dependencies: ["Kafka", "Lifecycle", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Everything on one machine: the mock cluster with the worker's topics, the emulator, and a
+        // worker configuration pointing at them. `dev`, the benchmarks and the tests share it.
+        .target(
+            name: "EmbeddedStack",
+            dependencies: [
+                "Kafka", "DuoAdmin", "DuoEmulator", "LifecycleWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "DuoLifecycleCLI",
             dependencies: [
@@ -94,6 +110,8 @@ let package = Package(
                 "DuoEmulator",
                 "Lifecycle",
                 "LifecycleWorker",
+                "LifecycleTools",
+                "EmbeddedStack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "DuoLifecycleBench",
             dependencies: [
-                "Kafka", "DuoAdmin", "DuoEmulator", "Lifecycle", "LifecycleStore", "LifecycleWorker",
+                "Kafka", "DuoAdmin", "DuoEmulator", "Lifecycle", "LifecycleStore", "LifecycleWorker", "LifecycleTools", "EmbeddedStack",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -114,18 +132,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator"]),
-        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator"]),
+        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
         .testTarget(name: "LifecycleWorkerTests", dependencies: [
-            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator",
+            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "WorkerProcessTests", dependencies: [
-            "LifecycleWorker", "Kafka", "DuoAdmin", "DuoEmulator",
+            "LifecycleWorker", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator",
-                                                             .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack",
+                                                             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                             .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )

@@ -1,99 +1,67 @@
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import GRDB
 import Kafka
 import Lifecycle
+import LifecycleTools
 import LifecycleWorker
+import Synchronization
 import Logging
 
-/// The real pipeline for a scenario: the embedded Kafka cluster and the emulator in this process,
-/// the worker as a separate process (this executable in `worker` mode), and its SQLite store in
-/// a temporary directory. Nothing inside the pipeline is mocked.
-final class BenchEnvironment: @unchecked Sendable {
-    static let ikey = "DIBENCHMARKKEY000001"
-    static let skey = "benchmark-secret-0123456789abcdefghijkl"
+/// The real pipeline for a scenario: the embedded stack (Kafka cluster and emulator) in this
+/// process, the worker as a separate process (this executable in `worker` mode), and its SQLite
+/// store in the stack's scratch folder. Nothing inside the pipeline is mocked.
+final class BenchEnvironment: Sendable {
     static let topic = "hr.employee.lifecycle.v1"
-    static let resultsTopic = "duo.provisioning.results.v1"
-    static let dlqTopic = "hr.employee.lifecycle.v1.dlq"
 
-    let cluster: KafkaMockCluster
-    let emulator: DuoEmulator
-    let emulatorURL: String
-    let directory: String
+    let stack: EmbeddedStack
     let logger: Logger
-    let producer: KafkaProducer
-    private(set) var worker: Process?
+    private let worker = Mutex<Process?>(nil)
 
     /// - Parameter partitions: partitions of the lifecycle topic. librdkafka's mock cluster keeps
     ///   about 5 MB per partition and drops older messages, so a large backlog needs more partitions.
     init(faults: DuoEmulatorFaults, logger: Logger, partitions: Int32 = 6) async throws {
         self.logger = logger
-        cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topic, partitions: partitions)
-        try cluster.createTopic(Self.resultsTopic, partitions: 6)
-        try cluster.createTopic(Self.dlqTopic, partitions: 1)
-        var config = DuoEmulatorConfiguration(integrations: [Self.ikey: DuoSecretKey(Self.skey)])
-        config.faults = faults
-        emulator = try DuoEmulator(configuration: config, logger: logger)
-        emulatorURL = try await emulator.start()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-bench-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(Self.skey.utf8).write(to: URL(fileURLWithPath: "\(directory)/skey"))
-        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
-        producerConfig.client.statisticsInterval = nil
-        producerConfig.queueBufferingMaxMessages = 500_000
-        producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+        var options = EmbeddedStack.Options()
+        options.partitions = partitions
+        options.resultsPartitions = 6
+        options.faults = faults
+        options.producerQueueMessages = 500_000
+        stack = try await EmbeddedStack(options: options, logger: logger)
     }
 
-    var storePath: String { "\(directory)/state.sqlite" }
+    var emulator: DuoEmulator { stack.emulator }
+    var storePath: String { stack.storePath() }
 
     /// Starts the worker process with these settings.
-    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8, roles: String = "engineering: [Engineering, VPN]\n    sales: [Sales]\n    support: [Support, VPN]") throws {
-        let yaml = """
-            kafka:
-              bootstrap_servers: "\(cluster.bootstrapServers)"
-              lifecycle_topics: [\(Self.topic)]
-              results_topic: \(Self.resultsTopic)
-              dead_letter_topic: \(Self.dlqTopic)
-            duo:
-              api_url: \(emulatorURL)
-              ikey: \(Self.ikey)
-              skey_file: \(directory)/skey
-              requests_per_second: \(requestsPerSecond)
-              max_concurrency: \(maxConcurrency)
-            mapping:
-              roles:
-                \(roles)
-            store:
-              path: \(storePath)
-            retry: { base: 200ms, max: 5s }
-            http:
-              port: 0
-              host: 127.0.0.1
-            log:
-              level: \(ProcessInfo.processInfo.environment["BENCH_WORKER_LOG_LEVEL"] ?? "error")
-              format: text
-            """
-        try yaml.write(toFile: "\(directory)/config.yaml", atomically: true, encoding: .utf8)
+    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8) throws {
+        var options = EmbeddedStack.WorkerOptions()
+        options.requestsPerSecond = requestsPerSecond
+        options.maxConcurrency = maxConcurrency
+        options.retryBase = "200ms"
+        options.retryMax = "5s"
+        options.logLevel = ProcessInfo.processInfo.environment["BENCH_WORKER_LOG_LEVEL"] ?? "error"
+        let config = try stack.writeConfig(options)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["worker", "--config", "\(directory)/config.yaml"]
+        process.arguments = ["worker", "--config", config]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.standardError
         try process.run()
-        worker = process
+        worker.withLock { $0 = process }
     }
 
     func stopWorker() async {
-        guard let worker, worker.isRunning else { return }
+        guard let worker = worker.withLock({ $0 }), worker.isRunning else { return }
         worker.terminate()
         for _ in 0..<400 where worker.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
     }
 
     /// The worker process's resident and peak resident memory, in MB.
     func workerMemory() -> (rss: Double, peak: Double)? {
-        guard let pid = worker?.processIdentifier,
+        guard let pid = worker.withLock({ $0?.processIdentifier }),
               let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         func kb(_ field: String) -> Double? {
             status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
@@ -111,12 +79,7 @@ final class BenchEnvironment: @unchecked Sendable {
         return (try? db.read { try Int.fetchOne($0, sql: sql) }) ?? 0
     }
 
-    func publish(_ messages: [KafkaProducerMessage]) async throws {
-        for start in stride(from: 0, to: messages.count, by: 20_000) {
-            let chunk = Array(messages[start..<min(messages.count, start + 20_000)])
-            for r in await producer.send(batch: chunk) { _ = try r.get() }
-        }
-    }
+    func publish(_ messages: [KafkaProducerMessage]) async throws { try await stack.publish(messages) }
 
     static func event(_ type: String, _ employee: String, seq: Int, roles: [String]? = nil, extra: [String: Any] = [:]) throws -> KafkaProducerMessage {
         var data: [String: Any] = ["employee_id": employee, "email": "\(employee.lowercased())@example.com", "first_name": "F\(employee)",
@@ -128,7 +91,8 @@ final class BenchEnvironment: @unchecked Sendable {
 
     /// Reads result events until `count` have arrived: (Kafka timestamp ms, received_at).
     func awaitResults(count: Int, timeout: Duration) async throws -> [(publishedMs: Int64, receivedAt: Date, outcome: String)] {
-        var config = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "bench-results-\(UUID().uuidString)", topics: [Self.resultsTopic])
+        var config = KafkaConsumerConfiguration(bootstrapServers: [stack.bootstrapServers], groupID: "bench-results-\(UUID().uuidString)",
+                                                topics: [stack.options.resultsTopic])
         config.client.statisticsInterval = nil
         config.maxBatchSize = 2000
         let consumer = try KafkaConsumer(configuration: config, logger: logger)
@@ -150,10 +114,7 @@ final class BenchEnvironment: @unchecked Sendable {
 
     func shutdown() async {
         await stopWorker()
-        await producer.shutdown()
-        await emulator.stop()
-        await cluster.shutdown()
-        try? FileManager.default.removeItem(atPath: directory)
+        await stack.shutdown()
     }
 }
 

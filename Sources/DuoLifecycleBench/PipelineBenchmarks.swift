@@ -47,7 +47,8 @@ struct PipelineBenchmarks {
 
     /// Requests/s the emulator serves to a tight client loop (signed GETs, 16 at a time, 5 s).
     func emulatorCeiling(_ env: BenchEnvironment) async throws -> Double {
-        var config = DuoAdminConfiguration(endpoint: .url(env.emulatorURL), integrationKey: BenchEnvironment.ikey, secretKey: DuoSecretKey(BenchEnvironment.skey))
+        var config = DuoAdminConfiguration(endpoint: .url(env.stack.emulatorURL), integrationKey: env.stack.options.integrationKey,
+                                           secretKey: DuoSecretKey(env.stack.options.secretKey))
         config.requestsPerSecond = nil
         config.maxConcurrency = 16
         config.retry = .disabled

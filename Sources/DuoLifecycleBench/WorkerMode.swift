@@ -11,11 +11,11 @@ struct WorkerMode: AsyncParsableCommand {
     @Option var config: String
 
     func run() async throws {
-        let settings = try WorkerSettings.load(path: config)
+        let settings = try WorkerConfiguration.load(path: config)
         var logger = Logger(label: "bench.worker") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: settings.logLevel) ?? .error
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        try await WorkerRuntime(settings: settings, registry: registry, logger: logger).run()
+        try await WorkerRuntime(configuration: settings, registry: registry, logger: logger).run()
     }
 }

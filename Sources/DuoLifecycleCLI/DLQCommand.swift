@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleTools
 import LifecycleWorker
 import Logging
 

@@ -1,9 +1,11 @@
 import ArgumentParser
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleTools
 import LifecycleWorker
 import Logging
 import Metrics
@@ -51,54 +53,29 @@ struct DevCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let lifecycleTopic = "hr.employee.lifecycle.v1", resultsTopic = "duo.provisioning.results.v1", dlqTopic = "hr.employee.lifecycle.v1.dlq"
-        say("▶ Starting the embedded Kafka cluster")
-        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(lifecycleTopic, partitions: 3)
-        try cluster.createTopic(resultsTopic, partitions: 1)
-        try cluster.createTopic(dlqTopic, partitions: 1)
-        say("  bootstrap servers: \(cluster.bootstrapServers)")
-
-        let ikey = "DIDEV" + String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(15)).uppercased()
-        let skey = UUID().uuidString + UUID().uuidString
-        var emulatorConfig = DuoEmulatorConfiguration(integrations: [ikey: DuoSecretKey(skey)])
-        emulatorConfig.controlEnabled = true
-        let emulator = try DuoEmulator(configuration: emulatorConfig, logger: logger)
-        let emulatorURL = try await emulator.start()
-        say("▶ Duo emulator at \(emulatorURL) (control API under /__emulator/)")
-
+        say("▶ Starting the embedded Kafka cluster and the Duo emulator")
+        var options = EmbeddedStack.Options()
+        options.partitions = 3
+        options.resultsPartitions = 1
+        options.controlAPI = true
         try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
-        let storePath = URL(fileURLWithPath: storeDir).appendingPathComponent("dev.sqlite").path
+        options.directory = storeDir
+        let stack = try await EmbeddedStack(options: options, logger: logger)
+        let lifecycleTopic = options.lifecycleTopic, resultsTopic = options.resultsTopic, dlqTopic = options.deadLetterTopic
+        say("  bootstrap servers: \(stack.bootstrapServers)")
+        say("▶ Duo emulator at \(stack.emulatorURL) (control API under /__emulator/)")
+
+        var workerOptions = EmbeddedStack.WorkerOptions()
+        workerOptions.requestsPerSecond = 50
+        workerOptions.retryBase = "200ms"
+        workerOptions.retryMax = "5s"
+        workerOptions.storeFile = "dev.sqlite"
+        workerOptions.logLevel = level.rawValue
+        workerOptions.shutdownTimeout = "30s"
+        let storePath = stack.storePath(workerOptions)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
-        let skeyFile = URL(fileURLWithPath: storeDir).appendingPathComponent("dev-skey").path
-        try Data(skey.utf8).write(to: URL(fileURLWithPath: skeyFile))
-        let settings = try WorkerSettings.parse(yaml: """
-            kafka:
-              bootstrap_servers: "\(cluster.bootstrapServers)"
-              lifecycle_topics: [\(lifecycleTopic)]
-              results_topic: \(resultsTopic)
-              dead_letter_topic: \(dlqTopic)
-            duo:
-              api_url: \(emulatorURL)
-              ikey: \(ikey)
-              skey_file: \(skeyFile)
-              requests_per_second: 50
-            mapping:
-              roles:
-                engineering: [Engineering, VPN]
-                sales: [Sales]
-                support: [Support, VPN]
-            store:
-              path: \(storePath)
-            retry: { base: 200ms, max: 5s }
-            http:
-              port: 0
-              host: 127.0.0.1
-            log:
-              format: text
-              level: \(level.rawValue)
-            """)
-        let runtime = try WorkerRuntime(settings: settings, registry: registry, logger: logger)
+        let configuration = try stack.workerConfiguration(workerOptions)
+        let runtime = try WorkerRuntime(configuration: configuration, registry: registry, logger: logger)
         let httpPort = Mutex(0)
         let worker = Task { try await runtime.run(handleSignals: false) { port in httpPort.withLock { $0 = port } } }
         say("▶ Worker started (store \(storePath))")
@@ -106,7 +83,7 @@ struct DevCommand: AsyncParsableCommand {
         // Results, as they arrive.
         var quiet = Logger(label: "dev.results")
         quiet.logLevel = .critical
-        var resultsConfig = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "dev-results", topics: [resultsTopic])
+        var resultsConfig = KafkaConsumerConfiguration(bootstrapServers: [stack.bootstrapServers], groupID: "dev-results", topics: [resultsTopic])
         resultsConfig.client.statisticsInterval = nil
         let resultsConsumer = try KafkaConsumer(configuration: resultsConfig, logger: quiet)
         let outcomes = Mutex<[String: String]>([:])
@@ -120,16 +97,11 @@ struct DevCommand: AsyncParsableCommand {
             }
         }
 
-        let producer = try KafkaProducer(configuration: {
-            var c = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
-            c.client.statisticsInterval = nil
-            return c
-        }(), logger: quiet)
         let phases = try Self.scenario(topic: lifecycleTopic)
         for (n, phase) in phases.enumerated() {
             say("▶ Publishing step \(n + 1) of \(phases.count): \(phase.title)")
             for step in phase.steps { say("  → \(step.employee) \(step.type) id=\(step.id)") }
-            for r in await producer.send(batch: phase.steps.map(\.message)) { _ = try r.get() }
+            try await stack.publish(phase.steps.map(\.message))
             let awaited = phase.steps.filter { $0.expected != "none" }.map(\.id)
             let deadline = ContinuousClock.now + .seconds(60)
             while !outcomes.withLock({ o in awaited.allSatisfy { o[$0] != nil } }) && ContinuousClock.now < deadline {
@@ -156,7 +128,7 @@ struct DevCommand: AsyncParsableCommand {
         say("Summary: Duo state")
         let employees = ["E100": "ada", "E101": "grace", "E102": "linus", "E103": "barbara"]
         printTable(["employee", "duo username", "status", "groups", "outcomes"], employees.sorted { $0.key < $1.key }.map { employee, username in
-            let user = emulator.directory.user(username: username)
+            let user = stack.emulator.directory.user(username: username)
             let events = all.filter { $0.employee == employee }.map { got[$0.id] ?? "none" }.filter { $0 != "none" }
             return [employee, user?.username ?? "(none)", user?.status.rawValue ?? "-",
                     user?.groups.map(\.name).sorted().joined(separator: ", ") ?? "-", events.joined(separator: " → ")]
@@ -164,7 +136,7 @@ struct DevCommand: AsyncParsableCommand {
 
         say("")
         say("Summary: dead letters")
-        let letters = try await TopicReader(kafka: settings.kafka, logger: quiet).readAll(topic: dlqTopic)
+        let letters = try await TopicReader(kafka: stack.kafka, logger: quiet).readAll(topic: dlqTopic)
         printTable(["key", "event id", "reason", "message"], letters.map {
             [$0.key.map { String(decoding: $0, as: UTF8.self) } ?? "-", $0.headers[string: "ce_id"] ?? "-",
              $0.headers[string: "dlq-reason"] ?? "-", String(($0.headers[string: "kafka_dlt-exception-message"] ?? "").prefix(90))]
@@ -175,12 +147,12 @@ struct DevCommand: AsyncParsableCommand {
             let port = httpPort.withLock { $0 }
             say("""
                 Everything keeps running. Try, in another terminal:
-                  duo-lifecycle publish --bootstrap \(cluster.bootstrapServers) --type hired --employee-id E200 --email new.hire@example.com --roles engineering
-                  duo-lifecycle results tail --bootstrap \(cluster.bootstrapServers) --from-beginning
-                  duo-lifecycle dlq list --bootstrap \(cluster.bootstrapServers)
-                  curl -s \(emulatorURL)/__emulator/state      # the emulated Duo directory
+                  duo-lifecycle publish --bootstrap \(stack.bootstrapServers) --type hired --employee-id E200 --email new.hire@example.com --roles engineering
+                  duo-lifecycle results tail --bootstrap \(stack.bootstrapServers) --from-beginning
+                  duo-lifecycle dlq list --bootstrap \(stack.bootstrapServers)
+                  curl -s \(stack.emulatorURL)/__emulator/state      # the emulated Duo directory
                   curl -s http://127.0.0.1:\(port)/metrics     # worker metrics (/healthz, /readyz too)
-                Duo emulator credentials: ikey \(ikey), skey in \(skeyFile)
+                Duo emulator credentials: ikey \(options.integrationKey), skey in \(stack.secretKeyFile)
                 Press Ctrl-C to stop.
                 """)
             try? await ServiceGroup(services: [WaitForSignal()], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet).run()
@@ -190,10 +162,8 @@ struct DevCommand: AsyncParsableCommand {
         try await worker.value
         await resultsConsumer.close()
         printer.cancel()
-        await producer.shutdown()
-        await emulator.stop()
-        await cluster.shutdown()
-        try? FileManager.default.removeItem(atPath: skeyFile)
+        await stack.shutdown()
+        try? FileManager.default.removeItem(atPath: stack.secretKeyFile)
         if mismatches > 0 {
             say("✘ \(mismatches) event(s) did not end as expected")
             throw ExitCode.failure

@@ -64,27 +64,22 @@ struct DuoConnectionOptions: ParsableArguments {
 
     func makeClient() throws -> DuoAdminClient {
         let env = ProcessInfo.processInfo.environment
-        let endpoint: DuoAdminConfiguration.Endpoint
-        if let url = apiURL ?? (apiHost == nil ? env["DUO_API_URL"] : nil) {
-            guard URL(string: url)?.host != nil else { throw ValidationError("--api-url must be a URL such as http://127.0.0.1:8081, got '\(url)'") }
-            endpoint = .url(url)
-        } else if let host = apiHost ?? env["DUO_API_HOST"] {
-            endpoint = .host(host)
-        } else {
-            throw ValidationError("Say where Duo is: --api-host HOST (or DUO_API_HOST), or --api-url URL (or DUO_API_URL)")
+        let credentials = DuoCredentials(apiURL: apiURL ?? (apiHost == nil ? env["DUO_API_URL"] : nil), apiHost: apiHost ?? env["DUO_API_HOST"],
+                                         ikey: ikey ?? env["DUO_IKEY"], skey: skey ?? env["DUO_SKEY"], skeyFile: skeyFile)
+        var config: DuoAdminConfiguration
+        do {
+            config = try credentials.configuration { field in
+                switch field {
+                case .apiURL: "--api-url URL (or DUO_API_URL)"
+                case .apiHost: "--api-host HOST (or DUO_API_HOST)"
+                case .ikey: "--ikey or DUO_IKEY"
+                case .skey: "--skey or DUO_SKEY"
+                case .skeyFile: "--skey-file PATH"
+                }
+            }
+        } catch {
+            throw ValidationError(error.description)
         }
-        guard let ikey = ikey ?? env["DUO_IKEY"], !ikey.isEmpty else { throw ValidationError("Missing the integration key: --ikey or DUO_IKEY") }
-        let secret: String
-        if let skeyFile {
-            guard let text = try? String(contentsOfFile: skeyFile, encoding: .utf8) else { throw ValidationError("Cannot read --skey-file \(skeyFile)") }
-            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let s = skey ?? env["DUO_SKEY"] {
-            secret = s
-        } else {
-            throw ValidationError("Missing the secret key: --skey-file PATH, --skey or DUO_SKEY")
-        }
-        guard !secret.isEmpty else { throw ValidationError("The secret key is empty") }
-        var config = DuoAdminConfiguration(endpoint: endpoint, integrationKey: ikey, secretKey: DuoSecretKey(secret))
         config.signature = signature
         config.requestTimeout = .milliseconds(Int64(timeout * 1000))
         config.requestsPerSecond = nil

@@ -88,10 +88,10 @@ struct EmulatorService: Service {
 
     func run() async throws {
         // The Hummingbird application inside drains its connections on graceful shutdown.
-        try await emulator.run { port in
+        try await emulator.run(onServerRunning: { port in
             emitLine("http://\(host):\(port)")
             logger.info("Duo emulator listening", metadata: ["url": "http://\(host):\(port)", "control": "\(emulator.configuration.controlEnabled)"])
-        }
+        })
         logger.info("Duo emulator stopped")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LifecycleTools
 import Kafka
 import LifecycleWorker
 import Logging

@@ -27,19 +27,19 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Check the configuration and connectivity, then exit.") var check = false
 
     func run() async throws {
-        let settings: WorkerSettings
-        do { settings = try WorkerSettings.load(path: config) } catch let problem as WorkerSettings.Problem {
+        let settings: WorkerConfiguration
+        do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
             throw ValidationError("Configuration error: \(problem.description)")
         }
         if check { return try await Self.check(settings) }
         let logger = Self.logger(settings: settings)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let runtime = try WorkerRuntime(settings: settings, registry: registry, logger: logger)
+        let runtime = try WorkerRuntime(configuration: settings, registry: registry, logger: logger)
         try await runtime.run()
     }
 
-    static func logger(settings: WorkerSettings) -> Logger {
+    static func logger(settings: WorkerConfiguration) -> Logger {
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = settings.logFormat == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
@@ -52,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// Checks configuration, Kafka and Duo, printing one line per check.
-    static func check(_ settings: WorkerSettings) async throws {
+    static func check(_ settings: WorkerConfiguration) async throws {
         var failed = false
         func report(_ ok: Bool, _ line: String) {
             print("\(ok ? "ok  " : "FAIL") \(line)")
@@ -65,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
             let admin = try KafkaAdminClient(configuration: settings.kafka, logger: quiet)
             let metadata = try await admin.metadata(timeout: .seconds(10))
             report(true, "kafka: \(metadata.brokers.count) broker(s) at \(settings.kafka.bootstrapServers.joined(separator: ","))")
-            for topic in settings.worker.lifecycleTopics + [settings.worker.resultsTopic, settings.worker.deadLetterTopic] {
+            for topic in settings.pipeline.lifecycleTopics + [settings.pipeline.resultsTopic, settings.pipeline.deadLetterTopic] {
                 if let t = metadata.topic(topic), t.error == nil {
                     report(true, "kafka: topic \(topic) has \(t.partitions.count) partition(s)")
                 } else {

@@ -13,7 +13,7 @@ import Synchronization
 public final class CommandDispatcher: Service, Sendable {
     let store: any LifecycleStore
     let directory: any DuoDirectoryPort
-    let configuration: WorkerConfiguration
+    let configuration: PipelineConfiguration
     let applier: CommandApplier
     let factory: OutboxMessageFactory
     public let breaker: CircuitBreaker
@@ -24,7 +24,7 @@ public final class CommandDispatcher: Service, Sendable {
     let outboxWakeup: WakeupSignal?
     private let inFlight = Mutex(0)
 
-    public init(store: any LifecycleStore, directory: any DuoDirectoryPort, configuration: WorkerConfiguration, logger: Logger,
+    public init(store: any LifecycleStore, directory: any DuoDirectoryPort, configuration: PipelineConfiguration, logger: Logger,
                 outboxWakeup: WakeupSignal? = nil) {
         self.store = store
         self.directory = directory

@@ -20,7 +20,7 @@ public struct EventIngestor: Sendable {
     let factory: OutboxMessageFactory
     let decoder = LifecycleEventDecoder()
 
-    public init(store: any LifecycleStore, configuration: WorkerConfiguration) {
+    public init(store: any LifecycleStore, configuration: PipelineConfiguration) {
         self.store = store
         self.planner = LifecyclePlanner(mapping: configuration.mapping, termination: configuration.termination)
         self.factory = OutboxMessageFactory(configuration: configuration)

@@ -16,7 +16,7 @@ public struct LifecyclePipeline: Sendable {
 
     /// - Parameters:
     ///   - kafka: bootstrap servers and any librdkafka properties, shared by the consumer and producer.
-    public init(configuration: WorkerConfiguration, kafka: KafkaClientConfiguration, store: any LifecycleStore,
+    public init(configuration: PipelineConfiguration, kafka: KafkaClientConfiguration, store: any LifecycleStore,
                 directory: any DuoDirectoryPort, logger: Logger, consumerTuning: (inout KafkaConsumerConfiguration) -> Void = { _ in }) throws {
         var producerConfig = KafkaProducerConfiguration(bootstrapServers: kafka.bootstrapServers)
         producerConfig.client = kafka

@@ -8,34 +8,45 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
-/// The whole worker, built from its settings: store, Duo client, consumer, dispatcher, outbox
-/// relay and the operations HTTP server, run as one service group that drains in order on
-/// SIGTERM or SIGINT.
+/// The whole worker: store, Duo client, consumer, dispatcher, outbox relay and the operations
+/// HTTP server, run as one service group that drains in order on SIGTERM or SIGINT.
 public final class WorkerRuntime: Sendable {
-    public let settings: WorkerSettings
-    public let store: SQLiteLifecycleStore
+    public let configuration: WorkerConfiguration
+    public let store: any LifecycleStore
     public let client: DuoAdminClient
     public let pipeline: LifecyclePipeline
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+    /// The running group, and whether a shutdown was asked for before it started.
+    private let group = Mutex<(running: ServiceGroup?, stopRequested: Bool)>((nil, false))
 
-    public init(settings: WorkerSettings, registry: PrometheusCollectorRegistry, logger: Logger) throws {
-        self.settings = settings
-        self.registry = registry
-        self.logger = logger
-        self.store = try SQLiteLifecycleStore(path: settings.storePath)
-        var duo = settings.duo
-        duo.retry = .disabled
+    /// Builds every part from the configuration: the SQLite store, and a Duo client whose calls
+    /// are counted and timed as metrics.
+    public convenience init(configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger) throws {
         var clientLogger = logger
         clientLogger[metadataKey: "component"] = "duo"
-        self.client = DuoAdminClient(configuration: duo, logger: clientLogger, callObserver: { call in
+        let client = DuoAdminClient(configuration: configuration.duo, logger: clientLogger, callObserver: { call in
             Counter(label: "duo_lifecycle_duo_calls_total", dimensions: [("method", call.method), ("status", call.status.map(String.init) ?? "error")]).increment()
             Timer(label: "duo_lifecycle_duo_call_duration_seconds", dimensions: [("method", call.method)])
                 .recordNanoseconds(Int64(call.duration / .nanoseconds(1)))
         })
-        self.pipeline = try LifecyclePipeline(configuration: settings.worker, kafka: settings.kafka, store: store,
-                                              directory: DuoAdminDirectory(client: client), logger: logger)
+        try self.init(configuration: configuration, store: try SQLiteLifecycleStore(path: configuration.storePath), client: client,
+                      registry: registry, logger: logger)
+    }
+
+    /// A worker from parts already built (tests, benchmarks, embedding). The client's own retries
+    /// should be off: the dispatcher schedules retries itself, so a retry never holds a slot.
+    public init(configuration: WorkerConfiguration, store: any LifecycleStore, client: DuoAdminClient, registry: PrometheusCollectorRegistry,
+                logger: Logger, consumerTuning: (inout KafkaConsumerConfiguration) -> Void = { _ in }) throws {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        self.store = store
+        self.client = client
+        self.pipeline = try LifecyclePipeline(configuration: configuration.pipeline, kafka: configuration.kafka, store: store,
+                                              directory: DuoAdminDirectory(client: client), logger: logger, consumerTuning: consumerTuning)
     }
 
     /// Why the worker is not ready, if it is not: no partitions assigned, or the store unreachable.
@@ -46,19 +57,21 @@ public final class WorkerRuntime: Sendable {
         return (reasons.isEmpty, reasons)
     }
 
-    /// Runs until SIGTERM or SIGINT (or `triggerShutdown`), then drains within the shutdown timeout.
+    /// Runs until SIGTERM or SIGINT (or ``triggerShutdown()``), then drains within the shutdown
+    /// timeout, and shuts the Duo client down.
     public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let server = OperationsServer(host: settings.httpHost, port: settings.httpPort, registry: registry, logger: logger) { [self] in readiness() }
+        let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in readiness() }
         let services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMetricsReporter(store: store)] + pipeline.services
-        var config = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
-        if handleSignals { config.gracefulShutdownSignals = [.sigterm, .sigint] }
-        config.maximumGracefulShutdownDuration = settings.shutdownTimeout
-        let group = ServiceGroup(configuration: config)
-        groupBox.set(group)
+        var groupConfig = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
+        if handleSignals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
+        groupConfig.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfig)
+        let stopAtOnce = self.group.withLock { $0.running = group; return $0.stopRequested }
+        if stopAtOnce { await group.triggerGracefulShutdown() }
         logger.info("Worker starting", metadata: [
-            "kafka.bootstrap": "\(settings.kafka.bootstrapServers.joined(separator: ","))", "kafka.topics": "\(settings.worker.lifecycleTopics)",
-            "kafka.group": "\(settings.worker.groupID)", "duo.endpoint": "\(settings.duo.endpoint)", "duo.signature": "\(settings.duo.signature.rawValue)",
-            "store": "\(settings.storePath)", "http.port": "\(settings.httpPort)",
+            "kafka.bootstrap": "\(configuration.kafka.bootstrapServers.joined(separator: ","))", "kafka.topics": "\(configuration.pipeline.lifecycleTopics)",
+            "kafka.group": "\(configuration.pipeline.groupID)", "duo.endpoint": "\(configuration.duo.endpoint)",
+            "duo.signature": "\(configuration.duo.signature.rawValue)", "store": "\(configuration.storePath)", "http.port": "\(configuration.httpPort)",
         ])
         do {
             try await group.run()
@@ -70,17 +83,11 @@ public final class WorkerRuntime: Sendable {
         logger.info("Worker stopped")
     }
 
-    private let groupBox = GroupBox()
-
     /// Starts a graceful shutdown, as SIGTERM would.
-    public func triggerShutdown() async { await groupBox.get()?.triggerGracefulShutdown() }
-}
-
-final class GroupBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var group: ServiceGroup?
-    func set(_ g: ServiceGroup) { lock.lock(); group = g; lock.unlock() }
-    func get() -> ServiceGroup? { lock.lock(); defer { lock.unlock() }; return group }
+    public func triggerShutdown() async {
+        let running = group.withLock { $0.stopRequested = true; return $0.running }
+        await running?.triggerGracefulShutdown()
+    }
 }
 
 /// Publishes the store's counts as metrics every few seconds.

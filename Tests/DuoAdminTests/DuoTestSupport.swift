@@ -1,5 +1,6 @@
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Logging
 import Synchronization
@@ -9,8 +10,9 @@ struct EmulatorFixture {
     static let ikey = "DIWJ8X6AEYOR5OMC6TQ1"
     static let skey = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep"
 
-    let emulator: DuoEmulator
-    let url: String
+    let running: EmbeddedEmulator
+    var emulator: DuoEmulator { running.emulator }
+    var url: String { running.url }
 
     static func start(configure: (inout DuoEmulatorConfiguration) -> Void = { _ in }) async throws -> EmulatorFixture {
         var config = DuoEmulatorConfiguration(integrations: [ikey: DuoSecretKey(skey)])
@@ -19,8 +21,7 @@ struct EmulatorFixture {
         var logger = Logger(label: "test.emulator")
         logger.logLevel = .critical
         let emulator = try DuoEmulator(configuration: config, logger: logger)
-        let url = try await emulator.start()
-        return EmulatorFixture(emulator: emulator, url: url)
+        return EmulatorFixture(running: try await EmbeddedEmulator.start(emulator, logger: logger))
     }
 
     func client(signature: DuoSignatureScheme = .v5, skey: String = Self.skey, retry: DuoRetryPolicy = .disabled,
@@ -35,7 +36,7 @@ struct EmulatorFixture {
         return DuoAdminClient(configuration: config, sleeper: sleeper, logger: logger ?? quiet)
     }
 
-    func stop() async { await emulator.stop() }
+    func stop() async { await running.stop() }
 }
 
 /// Records waits instead of sleeping, with a fixed jitter.

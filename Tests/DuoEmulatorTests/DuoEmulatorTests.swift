@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Logging
 import NIOCore
@@ -69,7 +70,7 @@ struct RawDuo {
     }
 }
 
-func startEmulator(control: Bool = true, configure: (inout DuoEmulatorConfiguration) -> Void = { _ in }) async throws -> (DuoEmulator, RawDuo) {
+func startEmulator(control: Bool = true, configure: (inout DuoEmulatorConfiguration) -> Void = { _ in }) async throws -> (EmbeddedEmulator, RawDuo) {
     var config = DuoEmulatorConfiguration(integrations: [RawDuo.ikey: DuoSecretKey(RawDuo.skey), "DISECONDINTEGRATION1": DuoSecretKey("second-secret")])
     config.controlEnabled = control
     config.apiHostname = "api-emulator.duosecurity.com"
@@ -77,8 +78,8 @@ func startEmulator(control: Bool = true, configure: (inout DuoEmulatorConfigurat
     var logger = Logger(label: "test.emulator")
     logger.logLevel = .critical
     let emulator = try DuoEmulator(configuration: config, logger: logger)
-    let url = try await emulator.start()
-    return (emulator, RawDuo(url: url))
+    let running = try await EmbeddedEmulator.start(emulator, logger: logger)
+    return (running, RawDuo(url: running.url))
 }
 
 @Suite("Duo emulator: signatures", .timeLimit(.minutes(1)))

@@ -1,5 +1,6 @@
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Lifecycle
 import LifecycleWorker
@@ -87,8 +88,8 @@ struct CommandApplierTests {
         config.controlEnabled = true
         var quiet = Logger(label: "test")
         quiet.logLevel = .critical
-        let emulator = try DuoEmulator(configuration: config, logger: quiet)
-        let url = try await emulator.start()
+        let emulator = try await EmbeddedEmulator.start(try DuoEmulator(configuration: config, logger: quiet), logger: quiet)
+        let url = emulator.url
         var clientConfig = DuoAdminConfiguration(endpoint: .url(url), integrationKey: "DIAPPLIERTEST0000001", secretKey: DuoSecretKey("applier-secret"))
         clientConfig.requestsPerSecond = nil
         let client = DuoAdminClient(configuration: clientConfig, logger: quiet)

@@ -1,30 +1,28 @@
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Kafka
 import Lifecycle
 import LifecycleStore
 import LifecycleWorker
 import Logging
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// The real pipeline for tests: librdkafka's mock cluster over TCP, the emulator over HTTP, a
-/// SQLite file in a temporary directory, and the worker's services.
+/// The real pipeline for tests: the embedded stack (librdkafka's mock cluster over TCP, the
+/// emulator over HTTP), a SQLite file in its scratch folder, and the worker's runtime in this process.
 final class WorkerHarness: Sendable {
     static let ikey = "DIWORKERTESTKEY00001"
     static let skey = "worker-test-secret-0123456789abcdefghij"
     static let topic = "hr.employee.lifecycle.v1"
 
-    let cluster: KafkaMockCluster
-    let emulator: DuoEmulator
-    let emulatorURL: String
-    let storePath: String
-    let configuration: WorkerConfiguration
-    let producer: KafkaProducer
+    let stack: EmbeddedStack
+    let configuration: PipelineConfiguration
+    let workerConfiguration: WorkerConfiguration
     let logger: Logger
-    let requestsPerSecond: Double?
-    private let running = Mutex<(group: ServiceGroup?, task: Task<Void, any Error>?, client: DuoAdminClient?)>((nil, nil, nil))
+    private let running = Mutex<(runtime: WorkerRuntime?, task: Task<Void, any Error>?)>((nil, nil))
 
     static var quietLogger: Logger {
         var l = Logger(label: "worker.test")
@@ -32,64 +30,50 @@ final class WorkerHarness: Sendable {
         return l
     }
 
-    init(partitions: Int32 = 6, requestsPerSecond: Double? = nil, configure: (inout WorkerConfiguration) -> Void = { _ in },
+    init(partitions: Int32 = 6, requestsPerSecond: Double? = nil, configure: (inout PipelineConfiguration) -> Void = { _ in },
          emulatorFaults: DuoEmulatorFaults = DuoEmulatorFaults()) async throws {
         logger = Self.quietLogger
-        cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        var config = WorkerConfiguration()
-        config.mapping = MappingPolicy(roles: ["engineering": ["Engineering", "VPN"], "sales": ["Sales"], "support": ["Support", "VPN"]])
-        config.retry = CommandRetryPolicy(base: .milliseconds(50), max: .seconds(1))
-        config.breaker.probeInterval = .milliseconds(200)
-        configure(&config)
-        configuration = config
-        try cluster.createTopic(Self.topic, partitions: partitions)
-        try cluster.createTopic(config.resultsTopic, partitions: 3)
-        try cluster.createTopic(config.deadLetterTopic, partitions: 1)
-        var emulatorConfig = DuoEmulatorConfiguration(integrations: [Self.ikey: DuoSecretKey(Self.skey)])
-        emulatorConfig.faults = emulatorFaults
-        emulator = try DuoEmulator(configuration: emulatorConfig, logger: logger)
-        emulatorURL = try await emulator.start()
-        storePath = FileManager.default.temporaryDirectory.appendingPathComponent("worker-\(UUID().uuidString)/state.sqlite").path
-        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
-        producerConfig.client.statisticsInterval = nil
-        producer = try KafkaProducer(configuration: producerConfig, logger: logger)
-        self.requestsPerSecond = requestsPerSecond
+        var options = EmbeddedStack.Options()
+        options.partitions = partitions
+        options.faults = emulatorFaults
+        options.integrationKey = Self.ikey
+        options.secretKey = Self.skey
+        stack = try await EmbeddedStack(options: options, logger: logger)
+        var workerOptions = EmbeddedStack.WorkerOptions()
+        workerOptions.maxConcurrency = 16
+        var config = try stack.workerConfiguration(workerOptions)
+        config.duo.requestsPerSecond = requestsPerSecond
+        config.pipeline.mapping = MappingPolicy(roles: ["engineering": ["Engineering", "VPN"], "sales": ["Sales"], "support": ["Support", "VPN"]])
+        config.pipeline.retry = CommandRetryPolicy(base: .milliseconds(50), max: .seconds(1))
+        config.pipeline.breaker.probeInterval = .milliseconds(200)
+        configure(&config.pipeline)
+        configuration = config.pipeline
+        workerConfiguration = config
     }
+
+    var emulator: DuoEmulator { stack.emulator }
+    var storePath: String { workerConfiguration.storePath }
 
     /// Starts the worker (again) on the same store.
     func startWorker() throws {
-        var clientConfig = DuoAdminConfiguration(endpoint: .url(emulatorURL), integrationKey: Self.ikey, secretKey: DuoSecretKey(Self.skey))
-        clientConfig.retry = .disabled  // the dispatcher schedules its own retries
-        clientConfig.requestsPerSecond = requestsPerSecond
-        clientConfig.maxConcurrency = 16
-        let client = DuoAdminClient(configuration: clientConfig, logger: logger)
-        var kafka = KafkaClientConfiguration(bootstrapServers: [cluster.bootstrapServers])
-        kafka.statisticsInterval = nil
-        let store = try SQLiteLifecycleStore(path: storePath)
-        let pipeline = try LifecyclePipeline(configuration: configuration, kafka: kafka, store: store,
-                                             directory: DuoAdminDirectory(client: client), logger: logger) {
-            $0.sessionTimeout = .seconds(6)
-        }
-        let group = ServiceGroup(services: pipeline.services, gracefulShutdownSignals: [], logger: logger)
-        let task = Task { try await group.run() }
-        running.withLock { $0 = (group, task, client) }
+        let client = DuoAdminClient(configuration: workerConfiguration.duo, logger: logger)
+        let runtime = try WorkerRuntime(configuration: workerConfiguration, store: try SQLiteLifecycleStore(path: storePath), client: client,
+                                        registry: PrometheusCollectorRegistry(), logger: logger) { $0.sessionTimeout = .seconds(6) }
+        let task = Task { try await runtime.run(handleSignals: false) }
+        running.withLock { $0 = (runtime, task) }
     }
 
     /// Gracefully stops the worker and waits for it.
     func stopWorker() async throws {
-        let (group, task, client) = running.withLock { $0 }
-        await group?.triggerGracefulShutdown()
+        let (runtime, task) = running.withLock { $0 }
+        await runtime?.triggerShutdown()
         try await task?.value
-        try await client?.shutdown()
-        running.withLock { $0 = (nil, nil, nil) }
+        running.withLock { $0 = (nil, nil) }
     }
 
     func shutdown() async {
         try? await stopWorker()
-        await producer.shutdown()
-        await emulator.stop()
-        await cluster.shutdown()
-        try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: storePath).deletingLastPathComponent().path)
+        await stack.shutdown()
     }
 
     // MARK: Publishing
@@ -110,7 +94,7 @@ final class WorkerHarness: Sendable {
     }
 
     func message(_ e: Event) -> KafkaProducerMessage {
-        let value = try! JSONSerialization.data(withJSONObject: e.data, options: [.sortedKeys])
+        let value = (try? JSONSerialization.data(withJSONObject: e.data, options: [.sortedKeys])) ?? Data()
         return KafkaProducerMessage(topic: Self.topic, key: Array(e.employeeID.utf8), value: Array(value), headers: [
             KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: e.id),
             KafkaHeader(key: "ce_source", string: "urn:test:hr"), KafkaHeader(key: "ce_type", string: e.type),
@@ -119,11 +103,11 @@ final class WorkerHarness: Sendable {
     }
 
     func publish(_ events: [Event]) async throws {
-        for r in await producer.send(batch: events.map(message)) { _ = try r.get() }
+        try await stack.publish(events.map(message))
     }
 
     func publishRaw(_ messages: [KafkaProducerMessage]) async throws {
-        for r in await producer.send(batch: messages) { _ = try r.get() }
+        try await stack.publish(messages)
     }
 
     // MARK: Reading results and dead letters
@@ -153,7 +137,7 @@ final class WorkerHarness: Sendable {
 
     /// Everything on a topic, waiting until at least `count` messages (then a little longer, to catch extras).
     func read(topic: String, count: Int, timeout: Duration, settle: Duration = .milliseconds(1500)) async throws -> [KafkaConsumerMessage] {
-        var config = KafkaConsumerConfiguration(bootstrapServers: [cluster.bootstrapServers], groupID: "reader-\(UUID().uuidString)", topics: [topic])
+        var config = KafkaConsumerConfiguration(bootstrapServers: [stack.bootstrapServers], groupID: "reader-\(UUID().uuidString)", topics: [topic])
         config.client.statisticsInterval = nil
         let consumer = try KafkaConsumer(configuration: config, logger: logger)
         let collected = Mutex<[KafkaConsumerMessage]>([])

@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import DuoAdmin
 import DuoEmulator
+import EmbeddedStack
 import Foundation
 import Kafka
+import LifecycleTools
 import LifecycleWorker
 import Logging
 import Synchronization
@@ -69,67 +71,43 @@ struct ProcessTimeout: Error, CustomStringConvertible {
     var description: String { "Timed out: \(what)" }
 }
 
-/// An embedded cluster and an emulator for a worker process to talk to, and a scratch folder.
+/// The embedded stack for a worker process to talk to, and its scratch folder.
 final class WorkerEnvironment: Sendable {
     static let ikey = "DIPROCESSTESTKEY0001"
     static let skey = "process-test-secret-0123456789abcdefgh"
-    let cluster: KafkaMockCluster
-    let emulator: DuoEmulator
-    let emulatorURL: String
-    let directory: String
+    let stack: EmbeddedStack
     let logger: Logger
 
     init(emulatorRateLimit: Double? = nil) async throws {
         var quiet = Logger(label: "process.test")
         quiet.logLevel = .critical
         logger = quiet
-        cluster = try KafkaMockCluster(brokers: 1, logger: quiet)
-        try cluster.createTopic("hr.employee.lifecycle.v1", partitions: 4)
-        try cluster.createTopic("duo.provisioning.results.v1", partitions: 2)
-        try cluster.createTopic("hr.employee.lifecycle.v1.dlq", partitions: 1)
-        var config = DuoEmulatorConfiguration(integrations: [Self.ikey: DuoSecretKey(Self.skey)])
-        config.faults.rateLimit = emulatorRateLimit
-        emulator = try DuoEmulator(configuration: config, logger: quiet)
-        emulatorURL = try await emulator.start()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("worker-process-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(Self.skey.utf8).write(to: URL(fileURLWithPath: "\(directory)/skey"))
+        var options = EmbeddedStack.Options()
+        options.partitions = 4
+        options.resultsPartitions = 2
+        options.faults.rateLimit = emulatorRateLimit
+        options.integrationKey = Self.ikey
+        options.secretKey = Self.skey
+        stack = try await EmbeddedStack(options: options, logger: quiet)
     }
 
+    var cluster: KafkaMockCluster { stack.cluster }
+    var emulator: DuoEmulator { stack.emulator }
+    var directory: String { stack.directory }
+    var kafka: KafkaClientConfiguration { stack.kafka }
+
     /// Writes a configuration file and returns its path.
-    func writeConfig(name: String = "config.yaml", httpPort: Int, roles: String = "engineering: [Engineering, VPN]\n    sales: [Sales]",
+    func writeConfig(name: String = "config.yaml", httpPort: Int, roles: [String: [String]] = ["engineering": ["Engineering", "VPN"], "sales": ["Sales"]],
                      unmapped: String = "ignore", requestsPerSecond: Int = 200, shutdownTimeout: String = "10s") throws -> String {
-        let yaml = """
-            kafka:
-              bootstrap_servers: "\(cluster.bootstrapServers)"
-              group_id: duo-lifecycle
-              lifecycle_topics: ["hr.employee.lifecycle.v1"]
-              results_topic: duo.provisioning.results.v1
-              dead_letter_topic: hr.employee.lifecycle.v1.dlq
-              properties:
-                session.timeout.ms: "6000"
-            duo:
-              api_url: \(emulatorURL)
-              ikey: \(Self.ikey)
-              skey_file: \(directory)/skey
-              requests_per_second: \(requestsPerSecond)
-              max_concurrency: 8
-            mapping:
-              roles:
-                \(roles)
-              unmapped_roles: \(unmapped)
-            store:
-              path: \(directory)/state.sqlite
-            retry: { base: 100ms, max: 2s, max_age: 24h }
-            http:
-              port: \(httpPort)
-              host: 127.0.0.1
-            worker:
-              shutdown_timeout: \(shutdownTimeout)
-            """
-        let path = "\(directory)/\(name)"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        var options = EmbeddedStack.WorkerOptions()
+        options.httpPort = httpPort
+        options.roles = roles
+        options.unmappedRoles = unmapped
+        options.requestsPerSecond = Double(requestsPerSecond)
+        options.shutdownTimeout = shutdownTimeout
+        options.logLevel = "info"
+        options.logFormat = "json"
+        return try stack.writeConfig(options, name: name)
     }
 
     /// Writes events as JSON lines for `publish --file`.
@@ -142,12 +120,6 @@ final class WorkerEnvironment: Sendable {
 
     static func hire(_ employee: String, id: String, roles: [String] = ["engineering"]) -> [String: Any] {
         ["type": "hired", "id": id, "data": ["employee_id": employee, "email": "\(employee.lowercased())@example.com", "roles": roles, "sequence": 1]]
-    }
-
-    var kafka: KafkaClientConfiguration {
-        var k = KafkaClientConfiguration(bootstrapServers: [cluster.bootstrapServers])
-        k.statisticsInterval = nil
-        return k
     }
 
     /// Result events now on the result topic: event id → outcomes.
@@ -195,9 +167,5 @@ final class WorkerEnvironment: Sendable {
         }
     }
 
-    func shutdown() async {
-        await emulator.stop()
-        await cluster.shutdown()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    func shutdown() async { await stack.shutdown() }
 }

@@ -97,7 +97,7 @@ struct WorkerProcessTests {
         #expect(table.stdout.contains("astronaut") && table.stdout.contains("1 dead letter(s)"))
 
         // Fix the cause: map the role.
-        let fixed = try env.writeConfig(name: "fixed.yaml", httpPort: port, roles: "engineering: [Engineering]\n    astronaut: [Space]", unmapped: "reject")
+        let fixed = try env.writeConfig(name: "fixed.yaml", httpPort: port, roles: ["engineering": ["Engineering"], "astronaut": ["Space"]], unmapped: "reject")
         worker = try CLIProcess(["run", "--config", fixed], directory: env.directory)
         var endsBefore: [Int64] = []
         for p in 0..<4 { endsBefore.append(try await KafkaAdminClient(configuration: env.kafka, logger: env.logger).watermarks(topic: "hr.employee.lifecycle.v1", partition: Int32(p)).high) }

@@ -14,9 +14,9 @@ public enum DeadLetterReason: String, Sendable, Codable {
 
 /// Builds the outbox messages: result events (binary-mode CloudEvents) and dead letters.
 public struct OutboxMessageFactory: Sendable {
-    public var configuration: WorkerConfiguration
+    public var configuration: PipelineConfiguration
 
-    public init(configuration: WorkerConfiguration) { self.configuration = configuration }
+    public init(configuration: PipelineConfiguration) { self.configuration = configuration }
 
     /// The identity of the event a result is about.
     public struct EventIdentity: Sendable {

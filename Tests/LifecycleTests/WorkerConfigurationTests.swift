@@ -20,33 +20,33 @@ struct WorkerSettingsTests {
             .appendingPathComponent("deploy/config.example.yaml").path
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("skey-\(UUID().uuidString)").path
         try "example-secret\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        let s = try WorkerSettings.load(path: path, environment: ["DUO_LIFECYCLE_DUO_SKEY_FILE": secret])
+        let s = try WorkerConfiguration.load(path: path, environment: ["DUO_LIFECYCLE_DUO_SKEY_FILE": secret])
         #expect(s.duo.secretKey.secret == "example-secret")
-        #expect(s.worker.mapping.roles["engineering"] == ["Engineering", "VPN"])
-        #expect(s.worker.termination.deleteAfter == .seconds(30 * 86400))
+        #expect(s.pipeline.mapping.roles["engineering"] == ["Engineering", "VPN"])
+        #expect(s.pipeline.termination.deleteAfter == .seconds(30 * 86400))
     }
 
     @Test("Defaults are sane and the minimal file is enough")
     func defaults() throws {
-        let s = try WorkerSettings.parse(yaml: Self.minimal)
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal)
         #expect(s.kafka.bootstrapServers == ["k1:9092", "k2:9092"])
-        #expect(s.worker.groupID == "duo-lifecycle" && s.worker.lifecycleTopics == ["hr.employee.lifecycle.v1"])
-        #expect(s.worker.resultsTopic == "duo.provisioning.results.v1" && s.worker.deadLetterTopic == "hr.employee.lifecycle.v1.dlq")
+        #expect(s.pipeline.groupID == "duo-lifecycle" && s.pipeline.lifecycleTopics == ["hr.employee.lifecycle.v1"])
+        #expect(s.pipeline.resultsTopic == "duo.provisioning.results.v1" && s.pipeline.deadLetterTopic == "hr.employee.lifecycle.v1.dlq")
         #expect(s.duo.signature == .v5 && s.duo.requestsPerSecond == 10 && s.duo.maxConcurrency == 8)
-        #expect(s.worker.retry.base == .seconds(1) && s.worker.retry.max == .seconds(300) && s.worker.retry.maxAge == .seconds(86400))
-        #expect(s.worker.termination.action == .disable && !s.worker.termination.removeManagedGroups)
+        #expect(s.pipeline.retry.base == .seconds(1) && s.pipeline.retry.max == .seconds(300) && s.pipeline.retry.maxAge == .seconds(86400))
+        #expect(s.pipeline.termination.action == .disable && !s.pipeline.termination.removeManagedGroups)
         #expect(s.storePath == "./.duo-lifecycle/state.sqlite" && s.httpPort == 8080 && s.shutdownTimeout == .seconds(30))
     }
 
     @Test("Environment variables override any key; maps take JSON, lists commas")
     func overrides() throws {
-        let s = try WorkerSettings.parse(yaml: Self.minimal, environment: [
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal, environment: [
             "DUO_LIFECYCLE_KAFKA_LIFECYCLE_TOPICS": "a,b", "DUO_LIFECYCLE_DUO_SIGNATURE": "v2-sha1",
             "DUO_LIFECYCLE_MAPPING_ROLES": #"{"ops": ["Ops", "VPN"]}"#, "DUO_LIFECYCLE_RETRY_MAX_AGE": "2h",
             "DUO_LIFECYCLE_KAFKA_PROPERTIES": #"{"security.protocol": "SASL_SSL"}"#, "DUO_LIFECYCLE_HTTP_PORT": "9090",
         ])
-        #expect(s.worker.lifecycleTopics == ["a", "b"] && s.duo.signature == .v2SHA1)
-        #expect(s.worker.mapping.roles == ["ops": ["Ops", "VPN"]] && s.worker.retry.maxAge == .seconds(7200))
+        #expect(s.pipeline.lifecycleTopics == ["a", "b"] && s.duo.signature == .v2SHA1)
+        #expect(s.pipeline.mapping.roles == ["ops": ["Ops", "VPN"]] && s.pipeline.retry.maxAge == .seconds(7200))
         #expect(s.kafka.additionalProperties["security.protocol"] == "SASL_SSL" && s.httpPort == 9090)
     }
 
@@ -72,7 +72,7 @@ struct WorkerSettingsTests {
     @Test("Unknown keys and missing values are errors that name them", arguments: bad)
     func errors(_ b: Bad) {
         do {
-            _ = try WorkerSettings.parse(yaml: b.yaml, environment: b.env)
+            _ = try WorkerConfiguration.parse(yaml: b.yaml, environment: b.env)
             Issue.record("accepted")
         } catch {
             #expect("\(error)".contains(b.mentions), "\(error)")
@@ -81,7 +81,7 @@ struct WorkerSettingsTests {
 
     @Test("The secret key never shows when settings are printed")
     func secretHidden() throws {
-        let s = try WorkerSettings.parse(yaml: Self.minimal)
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal)
         #expect(!"\(s)".contains("not-a-real-secret"))
         #expect(!String(reflecting: s).contains("not-a-real-secret"))
     }

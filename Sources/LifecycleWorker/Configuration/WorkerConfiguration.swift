@@ -10,9 +10,9 @@ import Yams
 /// `DUO_LIFECYCLE_DUO_SKEY_FILE=/run/secrets/duo_skey`). Lists take comma-separated values and
 /// maps take JSON. An unknown key is an error that names it; a missing required value is an
 /// error that says which.
-public struct WorkerSettings: Sendable {
+public struct WorkerConfiguration: Sendable {
     public var kafka: KafkaClientConfiguration
-    public var worker: WorkerConfiguration
+    public var pipeline: PipelineConfiguration
     public var duo: DuoAdminConfiguration
     public var storePath: String
     public var httpHost: String
@@ -41,12 +41,12 @@ public struct WorkerSettings: Sendable {
     ]
 
     /// Loads a YAML file, applying environment overrides.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WorkerSettings {
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WorkerConfiguration {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Problem("Cannot read the configuration file \(path)") }
         return try parse(yaml: text, environment: environment)
     }
 
-    public static func parse(yaml text: String, environment: [String: String] = [:]) throws -> WorkerSettings {
+    public static func parse(yaml text: String, environment: [String: String] = [:]) throws -> WorkerConfiguration {
         let loaded: Any?
         do { loaded = try Yams.load(yaml: text) } catch { throw Problem("The configuration is not valid YAML: \(error)") }
         guard loaded == nil || loaded is [String: Any] else { throw Problem("The configuration must be a mapping of sections") }
@@ -69,12 +69,12 @@ public struct WorkerSettings: Sendable {
                 throw Problem("Unknown environment override \(name): no such section")
             }
             let key = String(rest.dropFirst(section.count + 1))
-            guard schema[section]!.contains(key) else { throw Problem("Unknown environment override \(name): no key '\(section).\(key)'") }
+            guard schema[section]?.contains(key) == true else { throw Problem("Unknown environment override \(name): no key '\(section).\(key)'") }
             var map = (tree[section] as? [String: Any]) ?? [:]
             map[key] = try overrideValue(value, section: section, key: key)
             tree[section] = map
         }
-        return try WorkerSettings(tree: tree)
+        return try WorkerConfiguration(tree: tree)
     }
 
     private static func overrideValue(_ raw: String, section: String, key: String) throws -> Any {
@@ -92,11 +92,11 @@ public struct WorkerSettings: Sendable {
     private init(tree: [String: Any]) throws {
         let r = Reader(tree: tree)
         // Kafka
-        let bootstrap = try r.string("kafka", "bootstrap_servers", required: true)!
+        guard let bootstrap = try r.string("kafka", "bootstrap_servers") else { throw Problem("Missing required value kafka.bootstrap_servers") }
         kafka = KafkaClientConfiguration(bootstrapServers: bootstrap.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         kafka.clientID = try r.string("kafka", "client_id") ?? "duo-lifecycle"
         kafka.additionalProperties = try r.stringMap("kafka", "properties")
-        var w = WorkerConfiguration()
+        var w = PipelineConfiguration()
         w.groupID = try r.string("kafka", "group_id") ?? w.groupID
         w.lifecycleTopics = try r.stringList("kafka", "lifecycle_topics") ?? w.lifecycleTopics
         guard !w.lifecycleTopics.isEmpty else { throw Problem("kafka.lifecycle_topics must list at least one topic") }
@@ -105,27 +105,21 @@ public struct WorkerSettings: Sendable {
         w.resultSource = "urn:duo-lifecycle:\(w.groupID)"
 
         // Duo
-        let endpoint: DuoAdminConfiguration.Endpoint
-        if let url = try r.string("duo", "api_url") {
-            guard URL(string: url)?.host != nil else { throw Problem("duo.api_url must be a URL such as http://127.0.0.1:8081, got '\(url)'") }
-            endpoint = .url(url)
-        } else if let host = try r.string("duo", "api_host") {
-            endpoint = .host(host)
-        } else {
-            throw Problem("Missing required value duo.api_host (or duo.api_url)")
+        let credentials = DuoCredentials(apiURL: try r.string("duo", "api_url"), apiHost: try r.string("duo", "api_host"),
+                                         ikey: try r.string("duo", "ikey"), skey: try r.string("duo", "skey"), skeyFile: try r.string("duo", "skey_file"))
+        do {
+            duo = try credentials.configuration { field in
+                switch field {
+                case .apiURL: "duo.api_url"
+                case .apiHost: "duo.api_host"
+                case .ikey: "duo.ikey"
+                case .skey: "duo.skey"
+                case .skeyFile: "duo.skey_file"
+                }
+            }
+        } catch {
+            throw Problem(error.description)
         }
-        guard let ikey = try r.string("duo", "ikey"), !ikey.isEmpty else { throw Problem("Missing required value duo.ikey") }
-        let secret: String
-        if let file = try r.string("duo", "skey_file") {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Problem("Cannot read duo.skey_file \(file)") }
-            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let skey = try r.string("duo", "skey") {
-            secret = skey
-        } else {
-            throw Problem("Missing required value duo.skey (or duo.skey_file)")
-        }
-        guard !secret.isEmpty else { throw Problem("duo.skey is empty") }
-        duo = DuoAdminConfiguration(endpoint: endpoint, integrationKey: ikey, secretKey: DuoSecretKey(secret))
         if let s = try r.string("duo", "signature") {
             guard let scheme = DuoSignatureScheme(rawValue: s) else { throw Problem("duo.signature must be v5, v2 or v2-sha1, got '\(s)'") }
             duo.signature = scheme
@@ -143,10 +137,8 @@ public struct WorkerSettings: Sendable {
             guard let map = raw as? [String: Any] else { throw Problem("mapping.roles must map each role to a list of Duo group names") }
             for (role, groups) in map {
                 if let one = groups as? String { roles[role] = [one]; continue }
-                guard let list = groups as? [Any], list.allSatisfy({ $0 is String }) else {
-                    throw Problem("mapping.roles.\(role) must be a list of Duo group names")
-                }
-                roles[role] = list.map { $0 as! String }
+                guard let list = groups as? [String] else { throw Problem("mapping.roles.\(role) must be a list of Duo group names") }
+                roles[role] = list
             }
         }
         w.mapping = MappingPolicy(roles: roles)
@@ -174,7 +166,7 @@ public struct WorkerSettings: Sendable {
         w.retry = CommandRetryPolicy(base: try r.duration("retry", "base") ?? .seconds(1), max: try r.duration("retry", "max") ?? .seconds(300),
                                      maxAge: try r.duration("retry", "max_age") ?? .seconds(86_400), maxAttempts: try r.int("retry", "max_attempts"))
         w.outboxRetention = try r.duration("worker", "outbox_retention") ?? w.outboxRetention
-        worker = w
+        pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
         httpPort = try r.int("http", "port") ?? 8080
@@ -195,11 +187,8 @@ public struct WorkerSettings: Sendable {
             return v is NSNull ? nil : v
         }
 
-        func string(_ section: String, _ key: String, required: Bool = false) throws -> String? {
-            guard let v = try value(section, key) else {
-                if required { throw Problem("Missing required value \(section).\(key)") }
-                return nil
-            }
+        func string(_ section: String, _ key: String) throws -> String? {
+            guard let v = try value(section, key) else { return nil }
             if let s = v as? String { return s }
             if let n = v as? Int { return String(n) }
             throw Problem("\(section).\(key) must be a string")
@@ -230,8 +219,8 @@ public struct WorkerSettings: Sendable {
         func stringList(_ section: String, _ key: String) throws -> [String]? {
             guard let v = try value(section, key) else { return nil }
             if let s = v as? String { return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            guard let list = v as? [Any], list.allSatisfy({ $0 is String }) else { throw Problem("\(section).\(key) must be a list of strings") }
-            return list.map { $0 as! String }
+            guard let list = v as? [String] else { throw Problem("\(section).\(key) must be a list of strings") }
+            return list
         }
 
         func stringMap(_ section: String, _ key: String) throws -> [String: String] {
@@ -243,7 +232,7 @@ public struct WorkerSettings: Sendable {
         func duration(_ section: String, _ key: String) throws -> Duration? {
             guard let v = try value(section, key) else { return nil }
             let text = (v as? String) ?? (v as? Int).map { "\($0)s" } ?? ""
-            guard let d = WorkerSettings.parseDuration(text) else {
+            guard let d = WorkerConfiguration.parseDuration(text) else {
                 throw Problem("\(section).\(key) must be a duration such as 500ms, 30s, 5m, 24h or 30d, got '\(v)'")
             }
             return d

@@ -2,7 +2,7 @@ import Foundation
 import Lifecycle
 
 /// How the worker consumes, dispatches, retries and publishes.
-public struct WorkerConfiguration: Sendable {
+public struct PipelineConfiguration: Sendable {
     /// The topics with lifecycle events.
     public var lifecycleTopics: [String] = ["hr.employee.lifecycle.v1"]
     /// The consumer group. Default: `duo-lifecycle`.
