@@ -1,3 +1,5 @@
+// DuoAdmin owns the Duo Admin API client: signing (v5, v2), typed models, paging, errors,
+// retries on Duo's schedule, the shared rate limit and credentials.
 import NIOHTTP1
 
 extension DuoAdminClient {

@@ -1,3 +1,5 @@
+// DuoEmulator owns a local stand-in for Duo's Admin API: the directory with Duo's semantics, and a
+// Hummingbird application that checks signatures, injects faults and serves a control API.
 import DuoAdmin
 import Foundation
 

@@ -1,5 +1,3 @@
-// DuoEmulator owns a local stand-in for Duo's Admin API: its directory, its signature checks, its
-// faults and its control API, served as a Hummingbird application.
 import DuoAdmin
 import Foundation
 import Hummingbird

@@ -1,3 +1,5 @@
+// DuoLifecycleBench owns the duo-lifecycle-bench benchmarks: Kafka against kcat, and the whole
+// pipeline (throughput, lockout, ingest, rate limit) with the worker as a separate process.
 import ArgumentParser
 import Foundation
 import Logging

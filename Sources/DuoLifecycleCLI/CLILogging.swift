@@ -1,3 +1,5 @@
+// DuoLifecycleCLI owns the duo-lifecycle command: dev, run, publish, dlq, results, duo, emulator
+// and kafka-cluster, their options, output, logging and exit codes.
 import Foundation
 import ArgumentParser
 import Logging

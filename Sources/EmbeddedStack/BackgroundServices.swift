@@ -1,3 +1,5 @@
+// EmbeddedStack owns the everything-on-one-machine set-up that dev, the benchmarks and the tests
+// share: the mock cluster and its topics, the Duo emulator, and a worker configuration for them.
 import DuoEmulator
 import Logging
 import ServiceLifecycle

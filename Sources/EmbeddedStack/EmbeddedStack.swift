@@ -1,5 +1,3 @@
-// EmbeddedStack owns the everything-on-one-machine set-up that `dev`, the benchmarks and the tests
-// share: librdkafka's mock cluster with the worker's topics, the Duo emulator, and worker config.
 import DuoAdmin
 import DuoEmulator
 import Foundation

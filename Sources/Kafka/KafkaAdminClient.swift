@@ -1,3 +1,5 @@
+// Kafka owns the Swift layer over librdkafka: producer, consumer, admin client and mock cluster.
+// It is the only module that imports C; no C type leaves it.
 import CRdKafka
 import Logging
 

@@ -1,3 +1,5 @@
+// Lifecycle owns the domain: events and their contracts, mapping and termination policy, ordering,
+// desired state, the difference with Duo and the idempotent applier. It does no I/O.
 import Foundation
 
 /// The result of applying a command.

@@ -1,3 +1,5 @@
+// LifecycleStore owns the durable state: inbox, employees, commands and outbox, behind a protocol,
+// in SQLite through GRDB.
 import Foundation
 import Lifecycle
 

@@ -1,3 +1,5 @@
+// LifecycleTools owns the operator's tools over Kafka: building lifecycle events as an HR system
+// publishes them, and reading a topic to its end.
 import Foundation
 import Kafka
 import Lifecycle

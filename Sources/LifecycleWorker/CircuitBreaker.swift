@@ -1,3 +1,5 @@
+// LifecycleWorker owns the worker: consumer, ingestor, dispatcher, circuit breaker, outbox relay,
+// configuration, the operations server, and the adapter from the domain's ports to Duo and Kafka.
 import Foundation
 import Logging
 import Metrics

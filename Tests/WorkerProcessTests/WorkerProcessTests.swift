@@ -112,7 +112,8 @@ struct WorkerProcessTests {
         let replay = try await CLIProcess.run(["dlq", "replay", "--bootstrap", env.cluster.bootstrapServers, "--reason", "policy"], directory: env.directory)
         #expect(replay.status == 0 && replay.stdout.contains("Replayed 1 dead letter(s)."), "\(replay.stdout)\(replay.stderr)")
         let deadline = ContinuousClock.now + .seconds(60)
-        while env.emulator.directory.user(username: "a1") == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        // The command creates the user, then the group, then the membership: wait for its result.
+        while try await env.results()["astro-1"]?.count ?? 0 < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
         #expect(env.emulator.directory.user(username: "a1")?.groups.map(\.name) == ["Space"])
         let writes = env.emulator.directory.journal().count
 
