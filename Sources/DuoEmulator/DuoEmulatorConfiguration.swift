@@ -71,20 +71,6 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
         failNextStatus = try c.decodeIfPresent(Int.self, forKey: .failNextStatus) ?? 429
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(rateLimit, forKey: .rateLimit)
-        try c.encode(latencyMs, forKey: .latencyMs)
-        try c.encode(latencyMaxMs, forKey: .latencyMaxMs)
-        try c.encode(errorRate, forKey: .errorRate)
-        try c.encode(unavailableRate, forKey: .unavailableRate)
-        try c.encode(throttleRate, forKey: .throttleRate)
-        try c.encode(resetRate, forKey: .resetRate)
-        try c.encode(failAll, forKey: .failAll)
-        try c.encode(failNext, forKey: .failNext)
-        try c.encode(failNextStatus, forKey: .failNextStatus)
-    }
-
     /// Checks the values, naming the first that is out of range.
     public func validate() throws(DuoEmulatorError) {
         for (name, rate) in [("error_rate", errorRate), ("unavailable_rate", unavailableRate), ("throttle_rate", throttleRate), ("reset_rate", resetRate)]

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 
 @main
 struct BenchCommand: AsyncParsableCommand {
@@ -56,16 +57,17 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Collects figures and prints them as a table or as JSON lines.
-final class BenchReport: @unchecked Sendable {
+final class BenchReport: Sendable {
     struct Row { var scenario: String; var metric: String; var value: Double; var unit: String }
     private let json: Bool
-    private var rows: [Row] = []
+    private let rowState = Mutex<[Row]>([])
+    private var rows: [Row] { rowState.withLock { $0 } }
 
     init(json: Bool) { self.json = json }
 
     func record(_ scenario: String, _ metric: String, _ value: Double, _ unit: String) {
         let row = Row(scenario: scenario, metric: metric, value: value, unit: unit)
-        rows.append(row)
+        rowState.withLock { $0.append(row) }
         if json {
             // Strings and finite numbers only, so serialising cannot fail; a NaN is printed as null.
             let object: [String: Any] = ["scenario": scenario, "metric": metric, "value": value.isFinite ? value : NSNull(), "unit": unit]

@@ -206,6 +206,7 @@ public struct KafkaConsumerMessages: AsyncSequence, Sendable {
 }
 
 /// The consumer's state that the poll thread and the application share.
+// @unchecked: its state is behind a Mutex; `client` is set once before the poll thread starts.
 final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     private struct State {
         var assignment: Set<TopicPartition> = []

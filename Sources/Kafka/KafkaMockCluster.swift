@@ -73,6 +73,8 @@ public final class KafkaMockCluster: Sendable {
 }
 
 /// Owns the `rd_kafka_mock_cluster_t`, and keeps its host handle alive until the cluster is destroyed.
+// @unchecked: it holds a C handle, which librdkafka's mock API accepts from any thread; it is
+// immutable and destroyed once, in deinit.
 final class MockClusterHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     private let host: RDKafkaClient

@@ -217,6 +217,7 @@ final class BatchCollector: Sendable {
     }
 }
 
+// @unchecked: its only state is behind a Mutex (the base class is open to subclassing).
 final class ProducerContext: RDKafkaClientContext, @unchecked Sendable {
     private let batches = Mutex<(nextID: UInt, entries: [UInt: BatchCollector])>((1, [:]))
 

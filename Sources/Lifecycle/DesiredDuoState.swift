@@ -48,23 +48,24 @@ public struct DesiredDuoState: Sendable, Hashable {
 /// Stored with the profile's fields beside the others (`username`, `email`, … at the top
 /// level), as stores written before ``EmployeeProfile`` existed have them.
 extension DesiredDuoState: Codable {
-    private enum CodingKeys: String, CodingKey { case employeeID, status, groups, terminated, removal }
+    /// Everything but the profile, with the coding Swift synthesises.
+    private struct Rest: Codable {
+        var employeeID: String
+        var status: Status
+        var groups: Set<String>?
+        var terminated: Bool
+        var removal: Removal
+    }
 
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(employeeID: try c.decode(String.self, forKey: .employeeID), profile: try EmployeeProfile(from: decoder),
-                  status: try c.decode(Status.self, forKey: .status), groups: try c.decodeIfPresent(Set<String>.self, forKey: .groups),
-                  terminated: try c.decode(Bool.self, forKey: .terminated), removal: try c.decode(Removal.self, forKey: .removal))
+        let rest = try Rest(from: decoder)
+        self.init(employeeID: rest.employeeID, profile: try EmployeeProfile(from: decoder), status: rest.status, groups: rest.groups,
+                  terminated: rest.terminated, removal: rest.removal)
     }
 
     public func encode(to encoder: any Encoder) throws {
         try profile.encode(to: encoder)
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(employeeID, forKey: .employeeID)
-        try c.encode(status, forKey: .status)
-        try c.encodeIfPresent(groups, forKey: .groups)
-        try c.encode(terminated, forKey: .terminated)
-        try c.encode(removal, forKey: .removal)
+        try Rest(employeeID: employeeID, status: status, groups: groups, terminated: terminated, removal: removal).encode(to: encoder)
     }
 }
 

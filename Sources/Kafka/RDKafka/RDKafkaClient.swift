@@ -5,6 +5,8 @@ import Logging
 /// Receives what librdkafka reports through its callbacks. Every callback runs on the owning
 /// client's poll thread (logs too, because `log.queue=true`), and is turned into Swift values
 /// before anything else sees it.
+// @unchecked: its stored properties are immutable and Sendable; subclasses keep their mutable
+// state behind a Mutex. Only non-final (for those subclasses) stops the compiler from proving it.
 class RDKafkaClientContext: @unchecked Sendable {
     let logger: Logger
     let statistics: RDKafkaStatistics
@@ -35,6 +37,8 @@ class RDKafkaClientContext: @unchecked Sendable {
 ///
 /// The context that librdkafka holds as its opaque pointer is held strongly here, so it
 /// outlives the handle.
+// @unchecked: it holds a C handle (an OpaquePointer), which librdkafka documents as safe to use
+// from any thread; its other properties are immutable.
 final class RDKafkaClient: @unchecked Sendable {
     enum Kind { case producer, consumer }
 
