@@ -78,6 +78,10 @@ public struct EmployeeState: Sendable, Hashable, Codable {
     public var desired: DesiredDuoState
     /// Duo's user id, once known.
     public var duoUserID: String?
+    /// The start date of the last hire or rehire: changes before it wait for it.
+    public var activeFrom: Date?
+    /// The leaving date of a termination that is scheduled (honouring `effective_at`).
+    public var terminationEffectiveAt: Date?
 
     public init(employeeID: String, lastAccepted: EventOrdering? = nil, desired: DesiredDuoState? = nil, duoUserID: String? = nil) {
         self.employeeID = employeeID

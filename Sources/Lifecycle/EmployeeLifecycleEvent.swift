@@ -55,8 +55,8 @@ public struct EmployeeLifecycleEvent: Sendable, Hashable, Codable {
     public var ordering: EventOrdering { EventOrdering(sequence: sequence, effectiveAt: effectiveAt, time: time) }
 }
 
-/// What orders an employee's events: `sequence` when both events carry one, otherwise
-/// `effective_at`, otherwise the event time.
+/// What orders an employee's events: `sequence` when both events carry one, otherwise the event
+/// time (`ce_time`). The effective date never orders events: it schedules them.
 public struct EventOrdering: Sendable, Hashable, Codable {
     public var sequence: Int64?
     public var effectiveAt: Date
@@ -72,7 +72,6 @@ public struct EventOrdering: Sendable, Hashable, Codable {
     /// time both apply, in the order they arrive.
     public func isOlder(than other: EventOrdering) -> Bool {
         if let a = sequence, let b = other.sequence { return a < b }
-        if effectiveAt != other.effectiveAt { return effectiveAt < other.effectiveAt }
         return time < other.time
     }
 }

@@ -142,7 +142,16 @@ public struct LifecycleEventDecoder: Sendable {
         case .terminated:
             break
         }
-        if let key = record.key, let keyString = String(validating: key, as: UTF8.self), !key.isEmpty, keyString != employeeID {
+        // The key decides the partition, and so the order of an employee's events: an event whose
+        // key is missing, unreadable or another employee's could overtake that employee's others.
+        guard let key = record.key, !key.isEmpty else {
+            throw EventRejection(path: "key", rule: "required",
+                                 message: "The Kafka record has no key; key every event by its employee id ('\(employeeID)') so an employee's events keep their order")
+        }
+        guard let keyString = String(validating: key, as: UTF8.self) else {
+            throw EventRejection(path: "key", rule: "utf8", message: "The Kafka key is not UTF-8 text; it must be the employee id '\(employeeID)'")
+        }
+        if keyString != employeeID {
             throw EventRejection(path: "key", rule: "equals data.employee_id",
                                  message: "The Kafka key '\(keyString)' is not the employee id '\(employeeID)'; events of one employee must share a key to keep their order")
         }

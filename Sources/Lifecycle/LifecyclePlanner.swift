@@ -18,6 +18,8 @@ public struct ProvisioningCommand: Sendable, Hashable, Codable {
     public var eventID: String
     public var eventSource: String
     public var eventType: LifecycleEventType
+    /// When to apply it, if not at once: the event's effective date, when it is in the future.
+    public var applyAt: Date?
 
     public init(employeeID: String, desired: DesiredDuoState, priority: CommandPriority, eventID: String, eventSource: String, eventType: LifecycleEventType) {
         self.employeeID = employeeID
@@ -67,20 +69,40 @@ public struct LifecyclePlanner: Sendable {
             }
         }
 
+        // A termination whose date is still ahead of this (newer) event has not happened yet.
+        let pendingTermination = desired.terminated ? employee.terminationEffectiveAt.flatMap { $0 > event.time ? $0 : nil } : nil
+        var applyAt: Date?
         switch event.type {
+        case .hired where pendingTermination != nil:
+            // A rescinded termination: HR hires again before the leaving date, so access stays.
+            desired.terminated = false
+            desired.status = .active
+            desired.removal = .none
+            if let roleGroups { desired.groups = roleGroups }
+            employee.terminationEffectiveAt = nil
+            applyAt = event.effectiveAt
         case .hired, .updated, .roleChanged:
             // Only a rehire re-enables a leaver: a hire, update or role change after termination
             // updates the profile but leaves the user locked out and their groups as they are.
+            // An update never brings a scheduled lockout forward or cancels it: it waits with it.
+            if event.type == .hired { employee.activeFrom = event.effectiveAt }
+            applyAt = pendingTermination ?? max(event.effectiveAt, employee.activeFrom ?? event.effectiveAt)
             if !desired.terminated {
                 desired.status = .active
                 if let roleGroups { desired.groups = roleGroups }
             }
         case .rehired:
+            employee.activeFrom = event.effectiveAt
+            employee.terminationEffectiveAt = nil
+            applyAt = event.effectiveAt
             desired.terminated = false
             desired.status = .active
             desired.removal = .none
             desired.groups = roleGroups ?? desired.groups
         case .terminated:
+            // Locked out on the effective date, or at once when effective dates are not honoured.
+            applyAt = termination.honorEffectiveAt ? event.effectiveAt : nil
+            employee.terminationEffectiveAt = applyAt
             desired.terminated = true
             desired.status = .disabled
             if termination.removeManagedGroups { desired.groups = [] }
@@ -98,9 +120,11 @@ public struct LifecyclePlanner: Sendable {
         desired.username = username
         employee.desired = desired
         employee.lastAccepted = ordering
-        let command = ProvisioningCommand(employeeID: event.employeeID, desired: desired,
+        var command = ProvisioningCommand(employeeID: event.employeeID, desired: desired,
                                           priority: event.type == .terminated ? .termination : .normal,
                                           eventID: event.id, eventSource: event.source, eventType: event.type)
+        // Only a date after the event's own time is a schedule; anything else applies at once.
+        command.applyAt = applyAt.flatMap { $0 > event.time ? $0 : nil }
         return .command(command, employee)
     }
 }

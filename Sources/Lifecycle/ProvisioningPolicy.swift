@@ -76,11 +76,15 @@ public struct TerminationPolicy: Sendable, Hashable, Codable {
     public var deleteAfter: Duration
     /// Whether managed groups are removed on termination. Default: `false`.
     public var removeManagedGroups: Bool
+    /// Whether a termination waits for its `effective_at`. `false` locks a leaver out as soon as
+    /// the event arrives, whatever its date (companies that lock out at notice). Default: `true`.
+    public var honorEffectiveAt: Bool
 
-    public init(action: Action = .disable, deleteAfter: Duration = .seconds(30 * 86400), removeManagedGroups: Bool = false) {
+    public init(action: Action = .disable, deleteAfter: Duration = .seconds(30 * 86400), removeManagedGroups: Bool = false, honorEffectiveAt: Bool = true) {
         self.action = action
         self.deleteAfter = deleteAfter
         self.removeManagedGroups = removeManagedGroups
+        self.honorEffectiveAt = honorEffectiveAt
     }
 }
 

@@ -64,11 +64,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: config)
+        // Every commit reaches the disk before Kafka's offset is stored: a power loss cannot roll
+        // back an event whose offset is committed. (GRDB's WAL set-up chooses NORMAL; the writer
+        // connection is the one that commits.)
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
     }
 
@@ -99,6 +100,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 """)
         }
         return m
+    }
+
+    /// The `synchronous` setting of the connection that writes: `FULL` syncs every commit to disk.
+    public func synchronousSetting() throws -> String {
+        let value = try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } ?? -1
+        return [0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"][value] ?? "\(value)"
     }
 
     public func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T {

@@ -13,6 +13,8 @@ public struct EventIngestor: Sendable {
         public var stale = 0
         public var deadLettered = 0
         public var superseded = 0
+        /// Commands that wait for their effective date.
+        public var scheduled = 0
     }
 
     let store: any LifecycleStore
@@ -89,7 +91,13 @@ public struct EventIngestor: Sendable {
                         summary.superseded += 1
                     }
                 }
-                try tx.insertCommand(NewCommand(command: command, source: source, notBefore: now))
+                // An event effective later waits for its date, durably (a restart keeps the schedule).
+                let notBefore = max(now, command.applyAt ?? now)
+                try tx.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
+                if notBefore > now {
+                    try tx.enqueue(factory.result(for: identity, record: source, outcome: .scheduled, scheduledFor: notBefore, now: now))
+                    summary.scheduled += 1
+                }
                 summary.commands += 1
             }
         }

@@ -45,7 +45,8 @@ public struct OutboxMessageFactory: Sendable {
     }
 
     public func result(for event: EventIdentity, record: SourceRecord, outcome: ProvisioningOutcome, userID: String? = nil,
-                       operations: [DuoOperationKind] = [], attempts: Int = 0, error: Failure? = nil, now: Date = Date()) -> NewOutboxMessage {
+                       operations: [DuoOperationKind] = [], attempts: Int = 0, error: Failure? = nil, scheduledFor: Date? = nil,
+                       now: Date = Date()) -> NewOutboxMessage {
         var data: [String: Any] = [
             "employee_id": event.employeeID ?? NSNull(),
             "source_event": [
@@ -60,6 +61,7 @@ public struct OutboxMessageFactory: Sendable {
             "completed_at": RFC3339.format(now),
             "latency_ms": max(0, (now.timeIntervalSince(record.receivedAt) * 1000).rounded()),
         ]
+        if let scheduledFor { data["scheduled_for"] = RFC3339.format(scheduledFor) }
         if let error { data["error"] = ["code": error.code, "message": error.message, "retriable": error.retriable] as [String: Any] }
         let value = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         let headers: [MessageHeader] = [

@@ -95,6 +95,14 @@ struct LifecycleEventDecoderTests {
         Rejection(name: "updated without a profile field", record: binaryRecord(type: "hr.employee.updated", data: #"{"employee_id":"E1","roles":[]}"#), path: "data", rule: "anyOf required"),
         Rejection(name: "role_changed without roles", record: binaryRecord(type: "hr.employee.role_changed", data: #"{"employee_id":"E1"}"#), path: "data.roles", rule: "required"),
         Rejection(name: "rehired without roles", record: binaryRecord(type: "hr.employee.rehired", data: #"{"employee_id":"E1"}"#), path: "data.roles", rule: "required"),
+        Rejection(name: "records without a usable key: none", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1"}"#, key: nil),
+                  path: "key", rule: "required"),
+        Rejection(name: "records without a usable key: empty", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1"}"#, key: ""),
+                  path: "key", rule: "required"),
+        Rejection(name: "records without a usable key: not UTF-8",
+                  record: LifecycleRecord(key: [0xFF, 0xFE], value: Array(#"{"employee_id":"E1"}"#.utf8),
+                                          headers: binaryRecord(type: "hr.employee.terminated", data: "{}").headers),
+                  path: "key", rule: "utf8"),
         Rejection(name: "key is not the employee id", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1"}"#, key: "E2"), path: "key", rule: "equals data.employee_id"),
     ]
 

@@ -72,9 +72,12 @@ struct LifecyclePlannerTests {
         OrderingCase(name: "only a newer rehire re-enables",
                      events: [event(.hired, seq: 1, roles: []), event(.terminated, seq: 2), event(.rehired, seq: 1, roles: []), event(.rehired, seq: 3, roles: ["sales"])],
                      outcomes: ["command", "command", "stale", "command"], finalStatus: .active),
-        OrderingCase(name: "without sequences, effective_at decides",
+        OrderingCase(name: "effective dates never decide order: a termination published after a hire dated ahead is not stale",
+                     events: [event(.hired, at: 100, effective: 100 + 14 * 86400, roles: []), event(.terminated, at: 200)],
+                     outcomes: ["command", "command"], finalStatus: .disabled),
+        OrderingCase(name: "without sequences, the event time decides even when effective dates say otherwise",
                      events: [event(.terminated, at: 100, effective: 500), event(.rehired, at: 200, effective: 400, roles: [])],
-                     outcomes: ["command", "stale"], finalStatus: .disabled),
+                     outcomes: ["command", "command"], finalStatus: .active),
         OrderingCase(name: "without sequences or effective_at, the event time decides",
                      events: [event(.terminated, at: 300), event(.hired, at: 200, roles: [])],
                      outcomes: ["command", "stale"], finalStatus: .disabled),
@@ -88,6 +91,39 @@ struct LifecyclePlannerTests {
         let (outcomes, state) = run(c.events)
         #expect(outcomes == c.outcomes)
         #expect(state?.desired.status == c.finalStatus)
+    }
+
+    @Test("Effective dates: a future hire or termination is scheduled for its date; honor_effective_at false locks out at once")
+    func effectiveDatesSchedule() throws {
+        let hireDate = Date(timeIntervalSince1970: 1_000 + 14 * 86400)
+        guard case .command(let hire, let hired) = planner.plan(event(.hired, at: 1_000, effective: hireDate.timeIntervalSince1970, roles: []), state: nil) else {
+            Issue.record("no command"); return
+        }
+        #expect(hire.applyAt == hireDate)
+        guard case .command(let update, _) = planner.plan(event(.updated, at: 2_000, first: "Ada"), state: hired) else { Issue.record("no command"); return }
+        #expect(update.applyAt == hireDate, "a change before the start date waits for it")
+        let (_, active) = run([event(.hired, at: 100, roles: [])])
+        let leaveDate = Date(timeIntervalSince1970: 50_000)
+        guard case .command(let leave, _) = planner.plan(event(.terminated, at: 1_000, effective: 50_000), state: active) else { Issue.record("no command"); return }
+        #expect(leave.applyAt == leaveDate && leave.priority == .termination)
+        let atNotice = LifecyclePlanner(mapping: Self.mapping, termination: TerminationPolicy(honorEffectiveAt: false))
+        guard case .command(let now, _) = atNotice.plan(event(.terminated, at: 1_000, effective: 50_000), state: active) else { Issue.record("no command"); return }
+        #expect(now.applyAt == nil, "terminations act at once when effective dates are not honoured")
+    }
+
+    @Test("A rescinded termination: a newer hire before the leaving date cancels it; an update keeps it at its date")
+    func rescindedTermination() throws {
+        let (_, pending) = run([event(.hired, at: 100, roles: ["sales"]), event(.terminated, at: 200, effective: 10_000)])
+        #expect(pending?.desired.terminated == true)
+        guard case .command(let update, let updated) = planner.plan(event(.updated, at: 300, first: "Ada"), state: pending) else { Issue.record("no command"); return }
+        #expect(update.desired.terminated && update.applyAt == Date(timeIntervalSince1970: 10_000), "an update never brings a lockout forward or cancels it")
+        guard case .command(let rescind, _) = planner.plan(event(.hired, at: 400, roles: ["sales"]), state: updated) else { Issue.record("no command"); return }
+        #expect(!rescind.desired.terminated && rescind.desired.status == .active && rescind.desired.groups == ["Sales"])
+        #expect(rescind.applyAt == nil || rescind.applyAt == Date(timeIntervalSince1970: 400))
+        // After the leaving date a hire is just a replayed or late event: it never re-enables.
+        let (_, left) = run([event(.hired, at: 100, roles: []), event(.terminated, at: 200, effective: 250)])
+        guard case .command(let late, _) = planner.plan(event(.hired, at: 300, roles: ["sales"]), state: left) else { Issue.record("no command"); return }
+        #expect(late.desired.terminated && late.desired.status == .disabled)
     }
 
     @Test("Unmapped roles are ignored by default, and rejected when configured")

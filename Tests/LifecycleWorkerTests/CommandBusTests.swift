@@ -151,6 +151,28 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("Effective dates: a future-dated hire reports scheduled, is applied when due, also after a restart")
+    func effectiveDatesScheduling() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        let due = Date().addingTimeInterval(6)
+        let hires = ["S1", "S2"].map { WorkerHarness.event("hired", $0, seq: 1, roles: ["sales"], extra: ["effective_at": RFC3339.format(due)]) }
+        try await h.publish(hires)
+        let scheduled = try await h.results(count: 2, timeout: .seconds(30), settle: .milliseconds(500))
+        #expect(scheduled.map(\.outcome) == ["scheduled", "scheduled"])
+        #expect(scheduled.allSatisfy { $0.json["scheduled_for"] as? String == RFC3339.format(due) })
+        #expect(h.emulator.directory.allUsers.isEmpty, "nothing applied before its date")
+        // The worker restarts before the date: the schedule is durable.
+        try await h.stopWorker()
+        try h.startWorker()
+        try await h.waitUntil("the hires to be applied", timeout: .seconds(60)) { h.emulator.directory.allUsers.count == 2 }
+        #expect(Date() >= due.addingTimeInterval(-0.5), "applied when due, not before")
+        let all = try await h.results(count: 4, timeout: .seconds(30))
+        #expect(all.filter { $0.outcome == "applied" }.count == 2)
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()

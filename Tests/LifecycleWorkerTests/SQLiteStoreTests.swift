@@ -27,6 +27,13 @@ struct SQLiteStoreTests {
         #expect(try SQLiteLifecycleStore(path: path).allCommands().count == 1)
     }
 
+    @Test("Host crash durability: every commit is synced to disk (synchronous = FULL), so Kafka never holds an offset the store lost")
+    func hostCrashDurability() throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        try store.write { try $0.insertCommand(Self.command("A")) }
+        #expect(try store.synchronousSetting() == "FULL")
+    }
+
     @Test("Claims take terminations first, then oldest, one command per employee, none whose employee is running")
     func claimOrder() throws {
         let store = try SQLiteLifecycleStore(path: Self.tempPath())

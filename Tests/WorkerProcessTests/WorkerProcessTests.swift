@@ -21,6 +21,32 @@ struct WorkerProcessTests {
         #expect(FileManager.default.fileExists(atPath: "\(dir)/.duo-lifecycle/dev.sqlite"))
     }
 
+    @Test("Secrets and bad configuration: a YAML error never prints the secret; out-of-range values exit 2 naming the key")
+    func secretsAndBadConfiguration() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let secret = "s3cr3t-Duo-skey-0123456789abcdefghijklmn"
+        let base = "kafka:\n  bootstrap_servers: 127.0.0.1:9\nduo:\n  api_url: http://127.0.0.1:9\n  ikey: DIXXXXXXXXXXXXXXXXXX\n"
+        let cases: [(yaml: String, key: String)] = [
+            (base + "  skey: \"\(secret)\n  timeout: 5s\n", "duo.skey"),
+            (base + "  skey: '\(secret)\n", "duo.skey"),
+            (base + "  skey: \(secret)\nworker:\n  shutdown_timeout: infs\n", "worker.shutdown_timeout"),
+            (base + "  skey: \(secret)\nretry:\n  max_age: 1e30d\n", "retry.max_age"),
+            (base + "  skey: \(secret)\n  requests_per_second: 1e-12\n", "duo.requests_per_second"),
+            (base + "  skey: \(secret)\n  requests_per_second: nan\n", "duo.requests_per_second"),
+            (base + "  skey: \(secret)\n  max_concurrency: 0\n", "duo.max_concurrency"),
+        ]
+        for (n, c) in cases.enumerated() {
+            let path = "\(dir)/bad-\(n).yaml"
+            try c.yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try await CLIProcess.run(["run", "--config", path, "--check"], directory: dir, timeout: .seconds(30))
+            #expect(result.status == 2, "case \(n): exit \(result.status)\n\(result.stderr)")
+            #expect(result.stderr.contains(c.key), "case \(n) names \(c.key): \(result.stderr)")
+            #expect(!(result.stdout + result.stderr).contains(secret), "case \(n) never prints the secret: \(result.stderr)")
+        }
+    }
+
     @Test("run: health, metrics, events via publish, SIGTERM exits 0 in time, and a restart continues with nothing lost")
     func runProcess() async throws {
         let env = try await WorkerEnvironment()

@@ -32,7 +32,7 @@ public struct WorkerConfiguration: Sendable {
         "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id"],
         "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout"],
         "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
-        "termination": ["action", "delete_after", "remove_managed_groups"],
+        "termination": ["action", "delete_after", "remove_managed_groups", "honor_effective_at"],
         "store": ["path"],
         "retry": ["base", "max", "max_age", "max_attempts"],
         "http": ["port", "host"],
@@ -48,7 +48,7 @@ public struct WorkerConfiguration: Sendable {
 
     public static func parse(yaml text: String, environment: [String: String] = [:]) throws -> WorkerConfiguration {
         let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch { throw Problem("The configuration is not valid YAML: \(error)") }
+        do { loaded = try Yams.load(yaml: text) } catch { throw Problem(syntaxError(error, in: text)) }
         guard loaded == nil || loaded is [String: Any] else { throw Problem("The configuration must be a mapping of sections") }
         var tree = (loaded as? [String: Any]) ?? [:]
 
@@ -124,12 +124,12 @@ public struct WorkerConfiguration: Sendable {
             guard let scheme = DuoSignatureScheme(rawValue: s) else { throw Problem("duo.signature must be v5, v2 or v2-sha1, got '\(s)'") }
             duo.signature = scheme
         }
-        duo.requestsPerSecond = try r.double("duo", "requests_per_second") ?? 10
-        duo.maxConcurrency = try r.int("duo", "max_concurrency") ?? 8
+        duo.requestsPerSecond = try r.double("duo", "requests_per_second", in: 0.01...1_000_000) ?? 10
+        duo.maxConcurrency = try r.int("duo", "max_concurrency", in: 1...1024) ?? 8
         duo.requestTimeout = try r.duration("duo", "timeout") ?? .seconds(30)
         // The dispatcher schedules retries itself, so a retry never holds a concurrency slot.
         duo.retry = .disabled
-        w.maxConcurrency = try r.int("worker", "max_concurrency") ?? duo.maxConcurrency
+        w.maxConcurrency = try r.int("worker", "max_concurrency", in: 1...1024) ?? duo.maxConcurrency
 
         // Mapping
         var roles: [String: [String]] = [:]
@@ -161,16 +161,16 @@ public struct WorkerConfiguration: Sendable {
         }
         w.termination.deleteAfter = try r.duration("termination", "delete_after") ?? w.termination.deleteAfter
         w.termination.removeManagedGroups = try r.bool("termination", "remove_managed_groups") ?? false
+        w.termination.honorEffectiveAt = try r.bool("termination", "honor_effective_at") ?? true
 
         // Retry
         w.retry = CommandRetryPolicy(base: try r.duration("retry", "base") ?? .seconds(1), max: try r.duration("retry", "max") ?? .seconds(300),
-                                     maxAge: try r.duration("retry", "max_age") ?? .seconds(86_400), maxAttempts: try r.int("retry", "max_attempts"))
+                                     maxAge: try r.duration("retry", "max_age") ?? .seconds(86_400), maxAttempts: try r.int("retry", "max_attempts", in: 1...1_000_000))
         w.outboxRetention = try r.duration("worker", "outbox_retention") ?? w.outboxRetention
         pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
-        httpPort = try r.int("http", "port") ?? 8080
-        guard (0...65535).contains(httpPort) else { throw Problem("http.port must be between 0 and 65535") }
+        httpPort = try r.int("http", "port", in: 0...65535) ?? 8080
         httpHost = try r.string("http", "host") ?? "0.0.0.0"
         shutdownTimeout = try r.duration("worker", "shutdown_timeout") ?? .seconds(30)
         logLevel = try r.string("log", "level") ?? "info"
@@ -194,19 +194,22 @@ public struct WorkerConfiguration: Sendable {
             throw Problem("\(section).\(key) must be a string")
         }
 
-        func int(_ section: String, _ key: String) throws -> Int? {
+        func int(_ section: String, _ key: String, in range: ClosedRange<Int>) throws -> Int? {
             guard let v = try value(section, key) else { return nil }
-            if let n = v as? Int { return n }
-            if let s = v as? String, let n = Int(s) { return n }
-            throw Problem("\(section).\(key) must be a whole number")
+            let n = (v as? Int) ?? (v as? String).flatMap { Int($0) }
+            guard let n, range.contains(n) else {
+                throw Problem("\(section).\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
+            }
+            return n
         }
 
-        func double(_ section: String, _ key: String) throws -> Double? {
+        func double(_ section: String, _ key: String, in range: ClosedRange<Double>) throws -> Double? {
             guard let v = try value(section, key) else { return nil }
-            if let n = v as? Double { return n }
-            if let n = v as? Int { return Double(n) }
-            if let s = v as? String, let n = Double(s) { return n }
-            throw Problem("\(section).\(key) must be a number")
+            let n = (v as? Double) ?? (v as? Int).map(Double.init) ?? (v as? String).flatMap { Double($0) }
+            guard let n, n.isFinite, range.contains(n) else {
+                throw Problem("\(section).\(key) must be a number from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
+            }
+            return n
         }
 
         func bool(_ section: String, _ key: String) throws -> Bool? {
@@ -239,14 +242,62 @@ public struct WorkerConfiguration: Sendable {
         }
     }
 
-    /// `500ms`, `30s`, `5m`, `24h`, `30d`.
+    /// The longest duration any setting takes: ten years.
+    static let longestDuration: Double = 3650 * 86400
+
+    /// `500ms`, `30s`, `5m`, `24h`, `30d`: a finite, non-negative amount of at most ten years.
     public static func parseDuration(_ text: String) -> Duration? {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count)), n >= 0 else { return nil }
+            guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0, n * scale <= longestDuration else { return nil }
             return .milliseconds(Int64(n * scale * 1000))
         }
         return nil
+    }
+
+    /// Where a YAML syntax error is and what it is, naming the key on that line but never showing
+    /// a value: the parser's own message quotes the offending lines, and one may hold the secret.
+    static func syntaxError(_ error: any Error, in text: String) -> String {
+        var problem = "it cannot be parsed"
+        var line: Int?
+        var column: Int?
+        if let yaml = error as? YamlError {
+            switch yaml {
+            case let .scanner(context, p, mark, _), let .parser(context, p, mark, _), let .composer(context, p, mark, _):
+                // The context (for example "while scanning a quoted scalar") marks where the bad value starts.
+                problem = [context?.text, p].compactMap { $0 }.joined(separator: ": ")
+                line = context?.mark.line ?? mark.line
+                column = context?.mark.column ?? mark.column
+            case let .duplicatedKeysInMapping(duplicates, context):
+                problem = "duplicated keys \(duplicates.joined(separator: ", "))"
+                line = context.mark.line
+                column = context.mark.column
+            default:
+                break
+            }
+        }
+        var message = "The configuration is not valid YAML"
+        if let line, let column {
+            message += " at line \(line), column \(column)"
+            if let key = keyPath(atLine: line, in: text) { message += " (\(key))" }
+        }
+        return message + ": \(problem). Values are not shown, as they may be secret."
+    }
+
+    /// `section.key` for the key written on a line of a configuration file.
+    static func keyPath(atLine line: Int, in text: String) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard line >= 1, line <= lines.count else { return nil }
+        func key(_ l: Substring) -> String? {
+            guard let colon = l.firstIndex(of: ":") else { return nil }
+            let k = l[..<colon].trimmingCharacters(in: .whitespaces)
+            return k.isEmpty || k.hasPrefix("#") ? nil : k
+        }
+        let here = lines[line - 1]
+        guard let name = key(here) else { return nil }
+        guard here.first == " " || here.first == "\t" else { return name }
+        let section = lines[..<(line - 1)].last { !$0.isEmpty && $0.first != " " && $0.first != "\t" && $0.first != "#" }.flatMap(key)
+        return section.map { "\($0).\(name)" } ?? name
     }
 }
