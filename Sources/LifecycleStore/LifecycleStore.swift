@@ -17,12 +17,15 @@ public protocol LifecycleStore: Sendable {
     /// running them again is safe. Returns how many.
     func recoverRunning() throws -> Int
 
-    /// Claims up to `limit` ready commands, highest priority first, then oldest; never two of the
-    /// same employee, and never one whose employee has a command running. They become `running`.
-    func claimReady(limit: Int, now: Date) throws -> [StoredCommand]
+    /// Claims up to `limit` ready commands of at least `priority` (a lower raw value is more
+    /// urgent), highest priority first, then oldest; never two of the same employee, and never one
+    /// whose employee has an older command running. They become `running` with a lease until
+    /// `now + lease`; a running command whose lease has expired (its worker failed to record the
+    /// outcome, or stopped) is claimable again, ahead of its employee's newer commands.
+    func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand]
 
-    /// The same, for commands of at least this priority only (a lower raw value is more urgent).
-    func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority) throws -> [StoredCommand]
+    /// Extends the leases of commands still being applied.
+    func renewLeases(_ ids: [Int64], until: Date) throws
 
     /// The earliest time a waiting command becomes ready, if any.
     func nextReadyAt() throws -> Date?
@@ -38,6 +41,15 @@ public protocol LifecycleStore: Sendable {
 
     /// Counts for health and metrics.
     func statistics(now: Date) throws -> StoreStatistics
+}
+
+extension LifecycleStore {
+    /// The lease a claim takes unless told otherwise: one minute.
+    public static var defaultLease: Duration { .seconds(60) }
+
+    public func claimReady(limit: Int, now: Date, lease: Duration = Self.defaultLease) throws -> [StoredCommand] {
+        try claimReady(limit: limit, now: now, atLeast: .normal, lease: lease)
+    }
 }
 
 /// The operations available inside a store transaction.

@@ -99,6 +99,13 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
                 """)
         }
+        m.registerMigration("v2: leases") { db in
+            // A running command holds its claim until lease_until; an expired lease frees it.
+            try db.execute(sql: """
+                ALTER TABLE commands ADD COLUMN lease_until REAL;
+                UPDATE commands SET lease_until = 0 WHERE state = 'running';
+                """)
+        }
         return m
     }
 
@@ -119,27 +126,40 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
-    public func claimReady(limit: Int, now: Date) throws -> [StoredCommand] {
-        try claimReady(limit: limit, now: now, atLeast: .normal)
+    public func renewLeases(_ ids: [Int64], until: Date) throws {
+        guard !ids.isEmpty else { return }
+        try pool.write { db in
+            let marks = ids.map { _ in "?" }.joined(separator: ",")
+            try db.execute(sql: "UPDATE commands SET lease_until = ? WHERE state = 'running' AND id IN (\(marks))",
+                           arguments: StatementArguments([until.timeIntervalSince1970] + ids.map { Double($0) }))
+        }
     }
 
-    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority) throws -> [StoredCommand] {
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand] {
         try pool.write { db in
-            // Highest priority first, then oldest. Skip employees with a running command, and take
-            // at most one command per employee, so one employee's commands never run at once.
+            // Highest priority first, then oldest. A waiting command is ready when its time has come
+            // and no older command of its employee is running (an expired one included: it goes
+            // first, so an employee's commands keep their order); a running command is ready again
+            // once its lease has expired. At most one command per employee is claimed, so one
+            // employee's commands never run at once.
+            let t = now.timeIntervalSince1970
             let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM commands c
-                WHERE c.state IN ('pending', 'retry') AND c.next_attempt_at <= ? AND c.priority <= ?
-                  AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
+                WHERE c.priority <= ?
+                  AND ((c.state IN ('pending', 'retry') AND c.next_attempt_at <= ?
+                        AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running'))
+                    OR (c.state = 'running' AND COALESCE(c.lease_until, 0) < ?
+                        AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running' AND r.id < c.id)))
                 ORDER BY c.priority, c.next_attempt_at, c.id
                 LIMIT ?
-                """, arguments: [now.timeIntervalSince1970, priority.rawValue, limit * 4])
+                """, arguments: [priority.rawValue, t, t, limit * 4])
             var seen = Set<String>()
             var claimed: [StoredCommand] = []
             for row in rows where claimed.count < limit {
                 let command = try Self.command(row)
                 guard seen.insert(command.command.employeeID).inserted else { continue }
-                try db.execute(sql: "UPDATE commands SET state = 'running', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, command.id])
+                try db.execute(sql: "UPDATE commands SET state = 'running', lease_until = ?, updated_at = ? WHERE id = ?",
+                               arguments: [t + lease / .seconds(1), t, command.id])
                 var running = command
                 running.state = .running
                 claimed.append(running)

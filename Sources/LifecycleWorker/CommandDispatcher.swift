@@ -23,6 +23,8 @@ public final class CommandDispatcher: Service, Sendable {
     /// Signalled when something was written to the outbox.
     let outboxWakeup: WakeupSignal?
     private let inFlight = Mutex(0)
+    /// The ids of the commands being applied, whose leases the dispatcher renews.
+    private let inFlightIDs = Mutex<Set<Int64>>([])
 
     public init(store: any LifecycleStore, directory: any DuoDirectoryPort, configuration: PipelineConfiguration, logger: Logger,
                 outboxWakeup: WakeupSignal? = nil) {
@@ -42,6 +44,9 @@ public final class CommandDispatcher: Service, Sendable {
         let maxConcurrency = max(1, configuration.maxConcurrency)
         // On graceful shutdown: take no new commands, let those in flight finish.
         await withDiscardingTaskGroup { group in
+            // Leases of commands in flight are renewed well before they expire, so only a command
+            // whose worker stopped or failed to record its outcome is ever claimed again.
+            group.addTask { await self.renewLeasesWhileRunning() }
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if breaker.isOpen {
                     await probe()
@@ -51,34 +56,54 @@ public final class CommandDispatcher: Service, Sendable {
                 var claimed: [StoredCommand] = []
                 do {
                     if free > 0 {
-                        claimed = try store.claimReady(limit: free, now: Date())
+                        claimed = try store.claimReady(limit: free, now: Date(), lease: configuration.commandLease)
                     } else if inFlight.withLock({ $0 }) < maxConcurrency * 2 {
                         // Terminations do not wait for a slot: up to as many again may run beside a full
                         // load of other commands, so a leaver is locked out behind any backlog.
-                        claimed = try store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination)
+                        claimed = try store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination,
+                                                       lease: configuration.commandLease)
                     }
                 } catch {
                     logger.error("Could not read commands from the store", metadata: ["error": "\(error)"])
                 }
                 for command in claimed {
                     inFlight.withLock { $0 += 1 }
+                    inFlightIDs.withLock { _ = $0.insert(command.id) }
                     group.addTask {
                         await self.process(command)
+                        self.inFlightIDs.withLock { _ = $0.remove(command.id) }
                         self.inFlight.withLock { $0 -= 1 }
                         self.wakeup.signal()
                     }
                 }
                 if claimed.isEmpty || claimed.count >= free {
+                    // Sleep until something changes: a command finishes or arrives (both signal),
+                    // or the next waiting command's time comes. A command that is ready but
+                    // blocked (no free slot, or its employee's command is running) is freed only by
+                    // a finishing command, which signals, so it needs no timer.
                     var timeout: Duration = .milliseconds(500)
-                    if let next = try? store.nextReadyAt() {
-                        let wait = next.timeIntervalSinceNow
-                        timeout = .milliseconds(Int64(min(500, max(1, wait * 1000))))
+                    if let next = try? store.nextReadyAt(), next > Date() {
+                        timeout = .milliseconds(Int64(min(500, max(1, next.timeIntervalSinceNow * 1000))))
                     }
                     await wakeup.wait(timeout: timeout)
                 }
             }
         }
         logger.info("Dispatcher stopped; commands in flight finished")
+    }
+
+    /// Renews the leases of the commands in flight every third of a lease, until shutdown (the
+    /// drain is shorter than a lease).
+    private func renewLeasesWhileRunning() async {
+        let period = configuration.commandLease / 3
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: period) } } catch { return }
+            let ids = inFlightIDs.withLock { Array($0) }
+            guard !ids.isEmpty else { continue }
+            do { try store.renewLeases(ids, until: Date().addingTimeInterval(configuration.commandLease / .seconds(1))) } catch {
+                logger.error("Could not renew the leases of commands in flight", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// While the breaker is open, one cheap read every probe interval until Duo answers.
@@ -94,7 +119,16 @@ public final class CommandDispatcher: Service, Sendable {
 
     func process(_ stored: StoredCommand) async {
         let started = ContinuousClock.now
-        let knownUserID = (try? store.write { try $0.employeeState(stored.command.employeeID) })??.duoUserID
+        let (state, newer) = (try? store.write { tx in
+            (try tx.employeeState(stored.command.employeeID), try tx.waitingCommand(employeeID: stored.command.employeeID))
+        }) ?? (nil, nil)
+        // A command claimed again after its lease expired may have been overtaken by a newer one of
+        // its employee, which carries the full desired state: it is superseded, never applied late.
+        if let newer, newer.id > stored.id {
+            supersede(stored, now: Date())
+            return
+        }
+        let knownUserID = state?.duoUserID
         // A leaver's calls go ahead of everything else in the Duo client's queues.
         let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
             await applier.apply(stored.command, knownUserID: knownUserID, directory: directory)
@@ -129,6 +163,22 @@ public final class CommandDispatcher: Service, Sendable {
             logger.error("Could not record a command's outcome; it will run again", metadata: ["command": "\(stored.id)", "error": "\(error)"])
         }
         Timer(label: "duo_lifecycle_command_duration_seconds").recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+        outboxWakeup?.signal()
+    }
+
+    private func supersede(_ stored: StoredCommand, now: Date) {
+        do {
+            try store.write { tx in
+                try tx.updateCommand(id: stored.id, state: .superseded, attempts: stored.attempts, nextAttemptAt: nil,
+                                     firstFailureAt: stored.firstFailureAt, lastError: stored.lastError, now: now)
+                if !stored.isFollowUp {
+                    try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .superseded, attempts: stored.attempts, now: now))
+                }
+            }
+        } catch {
+            logger.error("Could not record a superseded command; its lease will expire and it is checked again",
+                         metadata: ["command": "\(stored.id)", "error": "\(error)"])
+        }
         outboxWakeup?.signal()
     }
 

@@ -5,6 +5,7 @@ import Kafka
 import Lifecycle
 import LifecycleStore
 import LifecycleWorker
+import Synchronization
 import Testing
 
 @Suite("Durable command bus (mock Kafka, emulator over HTTP, SQLite file)", .serialized, .timeLimit(.minutes(5)))
@@ -173,6 +174,24 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("The dispatcher waits on events, not on a 1 ms timer, while every slot is busy and ready commands wait")
+    func dispatcherDoesNotBusyPoll() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.latencyMs = 4000
+        let h = try await WorkerHarness(configure: { $0.maxConcurrency = 1 }, emulatorFaults: faults)
+        let counting = CountingStore()
+        try h.startWorker { counting.wrap($0) }
+        try await h.publish((0..<3).map { WorkerHarness.event("hired", "BP\($0)", seq: 1, roles: ["sales"]) })
+        try await h.waitUntil("a command to start") { counting.claims.withLock { $0 } > 0 }
+        try await Task.sleep(for: .seconds(1))
+        let before = counting.claims.withLock { $0 }
+        try await Task.sleep(for: .seconds(2))
+        let during = counting.claims.withLock { $0 } - before
+        #expect(during < 40, "\(during) claims in 2 s with one slot busy and two commands waiting")
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()
@@ -251,5 +270,29 @@ struct CommandBusTests {
         #expect(results.map(\.outcome).sorted() == ["applied", "dead_lettered"])
         #expect(h.emulator.directory.user(username: "v1")?.groups.map(\.name) == ["Sales"])
         await h.shutdown()
+    }
+}
+
+/// A store that counts the dispatcher's claims, to see how often it polls.
+final class CountingStore: Sendable {
+    let claims = Mutex(0)
+
+    func wrap(_ inner: any LifecycleStore) -> any LifecycleStore { Counted(inner: inner, owner: self) }
+
+    struct Counted: LifecycleStore {
+        let inner: any LifecycleStore
+        let owner: CountingStore
+        func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T { try inner.write(body) }
+        func recoverRunning() throws -> Int { try inner.recoverRunning() }
+        func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand] {
+            owner.claims.withLock { $0 += 1 }
+            return try inner.claimReady(limit: limit, now: now, atLeast: priority, lease: lease)
+        }
+        func renewLeases(_ ids: [Int64], until: Date) throws { try inner.renewLeases(ids, until: until) }
+        func nextReadyAt() throws -> Date? { try inner.nextReadyAt() }
+        func unsentOutbox(limit: Int) throws -> [OutboxMessage] { try inner.unsentOutbox(limit: limit) }
+        func markSent(_ ids: [Int64], at: Date) throws { try inner.markSent(ids, at: at) }
+        func purgeSent(before cutoff: Date) throws -> Int { try inner.purgeSent(before: cutoff) }
+        func statistics(now: Date) throws -> StoreStatistics { try inner.statistics(now: now) }
     }
 }

@@ -34,6 +34,23 @@ struct SQLiteStoreTests {
         #expect(try store.synchronousSetting() == "FULL")
     }
 
+    @Test("Leases: a command left running by a failed store write is claimable again once its lease expires, before its employee's newer commands")
+    func leases() throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        try store.write { try $0.insertCommand(Self.command("A")) }
+        let now = Date()
+        let first = try store.claimReady(limit: 5, now: now, lease: .seconds(60))
+        #expect(first.count == 1)
+        // Recording its outcome failed: the command stays running. A termination for A arrives.
+        try store.write { try $0.insertCommand(Self.command("A", priority: .termination, event: "A-leaves")) }
+        #expect(try store.claimReady(limit: 5, now: now.addingTimeInterval(30), lease: .seconds(60)).isEmpty, "within the lease nothing of A runs")
+        let again = try store.claimReady(limit: 5, now: now.addingTimeInterval(61), lease: .seconds(60))
+        #expect(again.map(\.id) == [first[0].id], "the expired command is claimable again, ahead of A's newer one")
+        // A lease renewed in time keeps it.
+        try store.renewLeases([first[0].id], until: now.addingTimeInterval(200))
+        #expect(try store.claimReady(limit: 5, now: now.addingTimeInterval(150), lease: .seconds(60)).isEmpty)
+    }
+
     @Test("Claims take terminations first, then oldest, one command per employee, none whose employee is running")
     func claimOrder() throws {
         let store = try SQLiteLifecycleStore(path: Self.tempPath())

@@ -55,9 +55,9 @@ final class WorkerHarness: Sendable {
     var storePath: String { workerConfiguration.storePath }
 
     /// Starts the worker (again) on the same store.
-    func startWorker() throws {
+    func startWorker(wrapStore: (any LifecycleStore) -> any LifecycleStore = { $0 }) throws {
         let client = DuoAdminClient(configuration: workerConfiguration.duo, logger: logger)
-        let runtime = try WorkerRuntime(configuration: workerConfiguration, store: try SQLiteLifecycleStore(path: storePath), client: client,
+        let runtime = try WorkerRuntime(configuration: workerConfiguration, store: wrapStore(try SQLiteLifecycleStore(path: storePath)), client: client,
                                         registry: PrometheusCollectorRegistry(), logger: logger) { $0.sessionTimeout = .seconds(6) }
         let task = Task { try await runtime.run(handleSignals: false) }
         running.withLock { $0 = (runtime, task) }

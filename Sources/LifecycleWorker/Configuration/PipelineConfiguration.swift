@@ -23,6 +23,9 @@ public struct PipelineConfiguration: Sendable {
     public var maxConcurrency: Int = 8
     /// How long sent outbox rows are kept before they are deleted. Default: 1 hour.
     public var outboxRetention: Duration = .seconds(3600)
+    /// How long a claimed command may run before another claim may take it (renewed while it
+    /// runs). Default: 60 s.
+    public var commandLease: Duration = .seconds(60)
     /// Circuit breaker settings.
     public var breaker = CircuitBreakerConfiguration()
 

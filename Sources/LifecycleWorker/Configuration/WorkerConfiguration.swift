@@ -36,7 +36,7 @@ public struct WorkerConfiguration: Sendable {
         "store": ["path"],
         "retry": ["base", "max", "max_age", "max_attempts"],
         "http": ["port", "host"],
-        "worker": ["max_concurrency", "shutdown_timeout", "outbox_retention"],
+        "worker": ["max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
         "log": ["level", "format"],
     ]
 
@@ -167,6 +167,8 @@ public struct WorkerConfiguration: Sendable {
         w.retry = CommandRetryPolicy(base: try r.duration("retry", "base") ?? .seconds(1), max: try r.duration("retry", "max") ?? .seconds(300),
                                      maxAge: try r.duration("retry", "max_age") ?? .seconds(86_400), maxAttempts: try r.int("retry", "max_attempts", in: 1...1_000_000))
         w.outboxRetention = try r.duration("worker", "outbox_retention") ?? w.outboxRetention
+        w.commandLease = try r.duration("worker", "command_lease") ?? w.commandLease
+        guard w.commandLease >= .seconds(3) else { throw Problem("worker.command_lease must be at least 3s") }
         pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
