@@ -64,6 +64,9 @@ public struct DuoAdminError: Error, Sendable, CustomStringConvertible {
 
     /// Duo refused the credentials (401xx): wrong integration key, signature, or timestamp.
     public var isAuthenticationFailure: Bool { (code.map { (40100..<40200).contains($0) } ?? false) || httpStatus == 401 }
+    /// The integration lacks a permission the call needs (403 / 403xx), for example "Grant write
+    /// resource" for writes. No retry fixes it until an administrator grants it.
+    public var isPermissionDenied: Bool { (code.map { (40300..<40400).contains($0) } ?? false) || httpStatus == 403 }
     /// Duo is throttling (429 / 42901).
     public var isRateLimited: Bool { httpStatus == 429 || code == 42901 }
     /// The object does not exist (404 / 40401).

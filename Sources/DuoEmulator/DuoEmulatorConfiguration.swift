@@ -42,7 +42,7 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
     public var throttleRate: Double = 0
     /// Fraction of requests whose connection is closed without an answer.
     public var resetRate: Double = 0
-    /// When set, every Admin API request fails with this HTTP status (400, 401, 429, 500 or 503).
+    /// When set, every Admin API request fails with this HTTP status (400, 401, 403, 429, 500 or 503).
     public var failAll: Int?
     /// The next N requests fail with ``failNextStatus``.
     public var failNext: Int = 0
@@ -80,8 +80,9 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
         if let rateLimit, rateLimit <= 0 { throw .invalidParameter("rate_limit", "rate_limit must be positive") }
         if let latencyMs, latencyMs < 0 { throw .invalidParameter("latency_ms", "latency_ms must not be negative") }
         if let latencyMaxMs, latencyMaxMs < (latencyMs ?? 0) { throw .invalidParameter("latency_max_ms", "latency_max_ms must be at least latency_ms") }
-        if let failAll, ![400, 401, 429, 500, 503].contains(failAll) { throw .invalidParameter("fail_all", "fail_all must be 400, 401, 429, 500 or 503") }
-        if ![400, 401, 429, 500, 503].contains(failNextStatus) { throw .invalidParameter("fail_next_status", "fail_next_status must be 400, 401, 429, 500 or 503") }
+        let statuses = [400, 401, 403, 429, 500, 503]
+        if let failAll, !statuses.contains(failAll) { throw .invalidParameter("fail_all", "fail_all must be 400, 401, 403, 429, 500 or 503") }
+        if !statuses.contains(failNextStatus) { throw .invalidParameter("fail_next_status", "fail_next_status must be 400, 401, 403, 429, 500 or 503") }
         if failNext < 0 { throw .invalidParameter("fail_next", "fail_next must not be negative") }
     }
 }
@@ -111,6 +112,8 @@ public struct DuoEmulatorError: Error, Sendable {
     static let invalidIntegrationKey = Self(httpStatus: 401, code: 40102, message: "Invalid integration key in request credentials")
     static let invalidSignature = Self(httpStatus: 401, code: 40103, message: "Invalid signature in request credentials")
     static let missingTimestamp = Self(httpStatus: 401, code: 40104, message: "Missing request timestamp")
+    /// The integration lacks the permission the call needs (for example "Grant write resource").
+    static let forbidden = Self(httpStatus: 403, code: 40301, message: "Access forbidden")
     static let tooManyRequests = Self(httpStatus: 429, code: 42901, message: "Too Many Requests")
     static let internalError = Self(httpStatus: 500, code: 50001, message: "Unknown internal server error")
     static let unavailable = Self(httpStatus: 503, code: 50301, message: "Service Unavailable")

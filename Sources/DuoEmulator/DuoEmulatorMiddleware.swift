@@ -83,6 +83,7 @@ struct FaultInjectionMiddleware: RouterMiddleware {
             switch status {
             case 400: throw DuoEmulatorError.invalidParameter("injected", "fault injected by the emulator")
             case 401: throw DuoEmulatorError.invalidSignature
+            case 403: throw DuoEmulatorError.forbidden
             case 429: throw DuoEmulatorError.tooManyRequests
             case 503: throw DuoEmulatorError.unavailable
             default: throw DuoEmulatorError.internalError

@@ -48,16 +48,23 @@ public struct DirectoryError: Error, Sendable, Hashable, CustomStringConvertible
     public var isRetriable: Bool
     /// 401xx: the credentials are refused. The circuit breaker opens on these.
     public var isAuthenticationFailure: Bool
+    /// 403xx: the integration lacks a permission the call needs. An outage too: the breaker opens.
+    public var isPermissionDenied: Bool
+    /// Duo is throttling (429): slow down, but Duo is up.
+    public var isRateLimited: Bool
     /// Duo has no such object.
     public var isNotFound: Bool
     /// A username or alias that already exists.
     public var isConflict: Bool
 
-    public init(code: String, message: String, isRetriable: Bool, isAuthenticationFailure: Bool = false, isNotFound: Bool = false, isConflict: Bool = false) {
+    public init(code: String, message: String, isRetriable: Bool, isAuthenticationFailure: Bool = false, isPermissionDenied: Bool = false,
+                isRateLimited: Bool = false, isNotFound: Bool = false, isConflict: Bool = false) {
         self.code = code
         self.message = message
         self.isRetriable = isRetriable
         self.isAuthenticationFailure = isAuthenticationFailure
+        self.isPermissionDenied = isPermissionDenied
+        self.isRateLimited = isRateLimited
         self.isNotFound = isNotFound
         self.isConflict = isConflict
     }

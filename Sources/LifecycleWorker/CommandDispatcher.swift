@@ -143,15 +143,22 @@ public final class CommandDispatcher: Service, Sendable {
                 try deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
                                operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: now)
             case .failure(.directory(let error, let operations, let userID)):
-                if error.isAuthenticationFailure {
-                    // An outage, not this command's fault: put it back without counting the attempt.
-                    breaker.recordFailure(authentication: true, reason: error.description)
+                let outage: Bool
+                if error.isAuthenticationFailure || error.isPermissionDenied {
+                    outage = breaker.recordFailure(error.isPermissionDenied ? .permission : .credentials, reason: error.description)
+                } else if error.isRetriable && !error.isRateLimited {
+                    outage = breaker.recordFailure(.unavailable, reason: error.description)
+                } else {
+                    outage = false
+                }
+                if outage {
+                    // Not this command's fault: it waits for Duo without counting the attempt, and
+                    // the outage's time does not count towards its retry age.
                     try store.write { tx in
                         try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: now.addingTimeInterval(1),
-                                             firstFailureAt: stored.firstFailureAt, lastError: error.description, now: now)
+                                             firstFailureAt: nil, lastError: error.description, now: now)
                     }
                 } else if error.isRetriable {
-                    breaker.recordFailure(authentication: false, reason: error.description)
                     try retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: now)
                 } else {
                     breaker.recordSuccess()  // Duo answered; the request was at fault.
@@ -208,7 +215,10 @@ public final class CommandDispatcher: Service, Sendable {
         let policy = configuration.retry
         let tooOld = now.timeIntervalSince(firstFailure) >= policy.maxAge / .seconds(1)
         let tooMany = policy.maxAttempts.map { attempts >= $0 } ?? false
-        if tooOld || tooMany {
+        // Give up only when Duo has answered other calls since this command first failed: a failure
+        // that only an outage explains never dead-letters, however long it lasts.
+        let duoAnsweredSince = (breaker.lastSuccessAt ?? .distantPast) > firstFailure
+        if (tooOld || tooMany) && duoAnsweredSince {
             try deadLetter(stored, reason: .retriesExhausted, code: error.code,
                            message: "Gave up after \(attempts) attempts over \(Int(now.timeIntervalSince(firstFailure))) s: \(error.description)",
                            retriable: true, operations: operations, userID: userID, attempts: attempts, now: now, firstFailure: firstFailure)

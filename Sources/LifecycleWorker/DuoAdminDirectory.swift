@@ -109,8 +109,17 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
         guard let e = error as? DuoAdminError else {
             return DirectoryError(code: "internal", message: "\(error)", isRetriable: true)
         }
-        return DirectoryError(code: e.code.map(String.init) ?? e.kind.description, message: e.messageDetail.map { "\(e.message) [\($0)]" } ?? e.message,
-                              isRetriable: e.isRetriable, isAuthenticationFailure: e.isAuthenticationFailure, isNotFound: e.isNotFound,
+        var message = e.messageDetail.map { "\(e.message) [\($0)]" } ?? e.message
+        if e.isPermissionDenied {
+            // Say which permission: Duo's Admin API application grants reads and writes of users and groups separately.
+            let grant = e.request.hasPrefix("GET ") ? "Grant read resource" : "Grant write resource"
+            message += " on \(e.request): the Admin API application lacks the \"\(grant)\" permission"
+        } else if e.isAuthenticationFailure {
+            message += " on \(e.request): check duo.ikey, duo.skey and the clock"
+        }
+        return DirectoryError(code: e.code.map(String.init) ?? e.kind.description, message: message,
+                              isRetriable: e.isRetriable, isAuthenticationFailure: e.isAuthenticationFailure,
+                              isPermissionDenied: e.isPermissionDenied, isRateLimited: e.isRateLimited, isNotFound: e.isNotFound,
                               isConflict: e.code == 40002 && e.messageDetail?.contains("already") == true)
     }
 }

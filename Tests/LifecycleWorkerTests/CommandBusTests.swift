@@ -35,7 +35,7 @@ struct CommandBusTests {
         #expect(results.count == 1000, "exactly one result per input")
         #expect(Set(results.compactMap(\.eventID)) == Set(events.map(\.id)))
         #expect(!results.contains { $0.outcome == "dead_lettered" })
-        #expect(try await h.deadLetters(count: 0).isEmpty)
+        #expect(try await h.deadLetters(count: 1, timeout: .seconds(3)).isEmpty)
         for i in 0..<200 {
             let found = h.emulator.directory.user(username: "f\(i)")
             if i % 4 == 0 {
@@ -192,6 +192,35 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("Outages dead-letter nothing at any volume: a quiet day's 503s past the retry age, and Duo's 403 on every call, terminations included")
+    func outagesDeadLetterNothing() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.failAll = 503
+        let h = try await WorkerHarness(configure: { $0.retry = CommandRetryPolicy(base: .milliseconds(100), max: .milliseconds(300), maxAge: .seconds(2)) },
+                                        emulatorFaults: faults)
+        try h.startWorker()
+        // A quiet day: one hire, while Duo answers 503 for longer than the retry age.
+        try await h.publish([WorkerHarness.event("hired", "Q1", seq: 1, roles: ["sales"])])
+        try await Task.sleep(for: .seconds(5))
+        #expect(try h.commands().allSatisfy { $0.state != .dead }, "not dead-lettered past the retry age while Duo is down")
+        h.emulator.faults = DuoEmulatorFaults()
+        try await h.waitUntil("the hire to be applied", timeout: .seconds(60)) { h.emulator.directory.user(username: "q1")?.status == .active }
+        // Then the integration loses its write permission: every call is 403, a leaver's too.
+        h.emulator.faults = { var f = DuoEmulatorFaults(); f.failAll = 403; return f }()
+        try await h.publish([WorkerHarness.event("terminated", "Q1", seq: 2)])
+        try await Task.sleep(for: .seconds(4))
+        #expect(try await h.deadLetters(count: 1, timeout: .seconds(3)).isEmpty, "nothing dead-lettered during either outage")
+        #expect(try h.commands().allSatisfy { $0.state != .dead })
+        h.emulator.faults = DuoEmulatorFaults()
+        try await h.waitUntil("the leaver to be locked out", timeout: .seconds(60)) {
+            h.emulator.directory.user(username: "q1")?.status == .disabled
+        }
+        let results = try await h.results(count: 2, timeout: .seconds(30))
+        #expect(Set(results.map(\.outcome)).isSubset(of: ["applied", "superseded", "no_change"]), "\(results.map(\.outcome))")
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()
@@ -248,7 +277,7 @@ struct CommandBusTests {
         let results = try await h.results(count: 50, timeout: .seconds(90))
         try await h.stopWorker()
         #expect(results.count == 50 && results.allSatisfy { $0.outcome == "applied" })
-        #expect(try await h.deadLetters(count: 0).isEmpty)
+        #expect(try await h.deadLetters(count: 1, timeout: .seconds(3)).isEmpty)
         #expect(h.emulator.directory.allUsers.count == 50)
         await h.shutdown()
     }
