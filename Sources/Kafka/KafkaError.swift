@@ -33,6 +33,11 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let destroyed = Code(rawValue: RD_KAFKA_RESP_ERR__DESTROY.rawValue)
         public static let configuration = Code(rawValue: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue)
         public static let noOffset = Code(rawValue: RD_KAFKA_RESP_ERR__NO_OFFSET.rawValue)
+        public static let messageSizeTooLarge = Code(rawValue: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue)
+        public static let invalidMessageSize = Code(rawValue: RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE.rawValue)
+        public static let invalidMessage = Code(rawValue: RD_KAFKA_RESP_ERR_INVALID_MSG.rawValue)
+        public static let recordListTooLarge = Code(rawValue: RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue)
+        public static let invalidRecord = Code(rawValue: RD_KAFKA_RESP_ERR_INVALID_RECORD.rawValue)
     }
 
     /// librdkafka's error code.
@@ -71,6 +76,12 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
 
     static func configuration(_ message: String) -> KafkaError {
         KafkaError(code: .invalidArgument, message: message, isRetriable: false)
+    }
+
+    /// The message itself can never be delivered (too large, or malformed): sending it again
+    /// fails the same way.
+    public var isMessageRejected: Bool {
+        [.messageSizeTooLarge, .invalidMessageSize, .invalidMessage, .recordListTooLarge, .invalidRecord].contains(code)
     }
 
     public var description: String { "Kafka error \(code): \(message)" + (isFatal ? " [fatal]" : "") }

@@ -36,6 +36,10 @@ public protocol LifecycleStore: Sendable {
     /// Marks outbox messages sent.
     func markSent(_ ids: [Int64], at: Date) throws
 
+    /// Sets aside an outbox message that Kafka can never accept, so it stops being sent; it stays
+    /// in the store with the reason.
+    func park(_ id: Int64, reason: String, at: Date) throws
+
     /// Deletes sent outbox messages older than `cutoff`. Returns how many.
     func purgeSent(before cutoff: Date) throws -> Int
 
@@ -156,13 +160,16 @@ public struct NewOutboxMessage: Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [MessageHeader]
+    /// The whole original value, when `value` is a truncated copy (a dead letter too large to publish).
+    public var originalValue: [UInt8]?
 
-    public init(kind: OutboxKind, topic: String, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader]) {
+    public init(kind: OutboxKind, topic: String, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader], originalValue: [UInt8]? = nil) {
         self.kind = kind
         self.topic = topic
         self.key = key
         self.value = value
         self.headers = headers
+        self.originalValue = originalValue
     }
 }
 

@@ -106,6 +106,15 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 UPDATE commands SET lease_until = 0 WHERE state = 'running';
                 """)
         }
+        m.registerMigration("v3: parked outbox rows, full dead-letter values") { db in
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN parked_at REAL;
+                ALTER TABLE outbox ADD COLUMN park_reason TEXT;
+                ALTER TABLE outbox ADD COLUMN original_value BLOB;
+                DROP INDEX outbox_unsent;
+                CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NULL;
+                """)
+        }
         return m
     }
 
@@ -177,11 +186,11 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     public func unsentOutbox(limit: Int) throws -> [OutboxMessage] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { row in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { row in
                 OutboxMessage(id: row["id"], message: NewOutboxMessage(
                     kind: OutboxKind(rawValue: row["kind"]) ?? .result, topic: row["topic"],
                     key: (row["key"] as Data?).map { Array($0) }, value: (row["value"] as Data?).map { Array($0) },
-                    headers: try HeaderCoding.decode(row["headers"] as Data)),
+                    headers: try HeaderCoding.decode(row["headers"] as Data), originalValue: (row["original_value"] as Data?).map { Array($0) }),
                     createdAt: Date(timeIntervalSince1970: row["created_at"]))
             }
         }
@@ -198,9 +207,17 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
+    public func park(_ id: Int64, reason: String, at: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE outbox SET parked_at = ?, park_reason = ? WHERE id = ?", arguments: [at.timeIntervalSince1970, reason, id])
+        }
+    }
+
     public func purgeSent(before cutoff: Date) throws -> Int {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            // A dead letter sent truncated keeps its whole original value for the store's retention.
+            try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND original_value IS NULL",
+                           arguments: [cutoff.timeIntervalSince1970])
             return db.changesCount
         }
     }
@@ -211,8 +228,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM commands GROUP BY state") {
                 if let s = CommandState(rawValue: row["state"]) { byState[s] = row["n"] }
             }
-            let backlog = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") ?? 0
-            let oldest = try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL")
+            let backlog = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL") ?? 0
+            let oldest = try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL")
             let inbox = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox") ?? 0
             return StoreStatistics(commandsByState: byState, outboxBacklog: backlog,
                                    outboxOldestAge: oldest.map { max(0, now.timeIntervalSince1970 - $0) } ?? 0, inboxSize: inbox)
@@ -294,9 +311,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func enqueue(_ m: NewOutboxMessage) throws {
-            try db.cachedStatement(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            try db.cachedStatement(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at, original_value) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 .execute(arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
-                                       HeaderCoding.encode(m.headers), Date().timeIntervalSince1970])
+                                       HeaderCoding.encode(m.headers), Date().timeIntervalSince1970, m.originalValue.map { Data($0) }])
         }
     }
 }

@@ -84,6 +84,15 @@ public struct OutboxMessageFactory: Sendable {
             .init("dlq-reason", reason.rawValue), .init("dlq-attempts", String(attempts)), .init("dlq-first-failure-at", RFC3339.format(firstFailureAt)),
         ]
         if let errorCode { headers.append(.init("dlq-error-code", errorCode)) }
+        // A dead letter must always be publishable: a value that would not fit is cut, the header
+        // says so, and the whole value stays in the store.
+        let overhead = (record.key?.count ?? 0) + headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) + 16 } + 1024
+        if let value = record.value, value.count + overhead > configuration.maxDeadLetterBytes {
+            headers.append(.init("dlq-value-truncated", String(value.count)))
+            let kept = max(0, configuration.maxDeadLetterBytes - overhead - 64)
+            return NewOutboxMessage(kind: .deadLetter, topic: configuration.deadLetterTopic, key: record.key, value: Array(value.prefix(kept)),
+                                    headers: headers, originalValue: value)
+        }
         return NewOutboxMessage(kind: .deadLetter, topic: configuration.deadLetterTopic, key: record.key, value: record.value, headers: headers)
     }
 }

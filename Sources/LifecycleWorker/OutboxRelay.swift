@@ -59,6 +59,17 @@ public final class OutboxRelay: Service, Sendable {
         for (message, result) in zip(pending, results) {
             switch result {
             case .success: sent.append(message.id)
+            case .failure(let error) where error.isMessageRejected:
+                // Kafka will never take it: set it aside (it stays in the store) so it cannot hold
+                // up the others, count it, and say so once.
+                do {
+                    try store.park(message.id, reason: error.description, at: Date())
+                    Counter(label: "duo_lifecycle_outbox_parked_total", dimensions: [("kind", message.message.kind.rawValue)]).increment()
+                    logger.error("Outbox message parked: Kafka rejects it and will not accept it on retry; it stays in the store",
+                                 metadata: ["outbox_id": "\(message.id)", "topic": "\(message.message.topic)", "error": "\(error)"])
+                } catch {
+                    logger.error("Could not park an undeliverable outbox message", metadata: ["outbox_id": "\(message.id)", "error": "\(error)"])
+                }
             case .failure(let error): logger.warning("Outbox message not delivered; will retry", metadata: ["outbox_id": "\(message.id)", "error": "\(error)"])
             }
         }

@@ -221,6 +221,55 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("Oversized poison records: a 1.5 MB value reaches the dead-letter topic truncated, saying so, and nothing waits behind it")
+    func oversizedPoisonRecords() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        // An upstream producer allowed to write larger records than the worker's producer may.
+        var config = KafkaProducerConfiguration(bootstrapServers: [h.stack.bootstrapServers])
+        config.client.statisticsInterval = nil
+        config.client.additionalProperties["message.max.bytes"] = "4000000"
+        let big = try KafkaProducer(configuration: config, logger: h.logger)
+        let huge = Array(repeating: UInt8(ascii: "x"), count: 1_500_000)
+        let poison = KafkaProducerMessage(topic: WorkerHarness.topic, key: Array("P1".utf8), value: huge, headers: [
+            KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: "poison-1"),
+            KafkaHeader(key: "ce_source", string: "urn:test:hr"), KafkaHeader(key: "ce_type", string: "hr.employee.hired"),
+            KafkaHeader(key: "ce_time", string: "2026-11-02T09:00:00Z"), KafkaHeader(key: "content-type", string: "application/json"),
+        ])
+        for r in await big.send(batch: [poison]) { _ = try r.get() }
+        await big.shutdown()
+        try await h.publish([WorkerHarness.event("hired", "P2", seq: 1, roles: ["sales"])])
+        let results = try await h.results(count: 2, timeout: .seconds(60))
+        #expect(Set(results.compactMap(\.eventID)) == ["poison-1", "P2-hired-1"])
+        let letters = try await h.deadLetters(count: 1, timeout: .seconds(30))
+        let letter = try #require(letters.first)
+        #expect(letter.headers[string: "dlq-value-truncated"] == "1500000")
+        #expect((letter.value?.count ?? 0) < 1_000_000 && letter.value?.first == UInt8(ascii: "x"))
+        #expect(letter.headers[string: "ce_id"] == "poison-1" && letter.headers[string: "dlq-reason"] == "validation")
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
+    @Test("The relay parks a row Kafka will never accept, counts it, and publishes the others")
+    func relayParksUndeliverableRows() async throws {
+        let h = try await WorkerHarness()
+        let store = try SQLiteLifecycleStore(path: h.storePath)
+        try store.write { tx in
+            try tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil,
+                                            value: Array(repeating: UInt8(ascii: "A"), count: 2_000_000), headers: []))
+            try tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil, value: Array("{}".utf8), headers: []))
+        }
+        var config = KafkaProducerConfiguration(bootstrapServers: [h.stack.bootstrapServers])
+        config.client.statisticsInterval = nil
+        let producer = try KafkaProducer(configuration: config, logger: h.logger)
+        let relay = OutboxRelay(store: store, producer: producer, retention: .seconds(3600), logger: h.logger)
+        #expect(await relay.relayOnce() == 1)
+        #expect(try store.unsentOutbox(limit: 10).isEmpty, "the undeliverable row is parked, not sent again on every pass")
+        #expect(try store.statistics(now: Date()).outboxBacklog == 0)
+        await producer.shutdown()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()
@@ -321,6 +370,7 @@ final class CountingStore: Sendable {
         func nextReadyAt() throws -> Date? { try inner.nextReadyAt() }
         func unsentOutbox(limit: Int) throws -> [OutboxMessage] { try inner.unsentOutbox(limit: limit) }
         func markSent(_ ids: [Int64], at: Date) throws { try inner.markSent(ids, at: at) }
+        func park(_ id: Int64, reason: String, at: Date) throws { try inner.park(id, reason: reason, at: at) }
         func purgeSent(before cutoff: Date) throws -> Int { try inner.purgeSent(before: cutoff) }
         func statistics(now: Date) throws -> StoreStatistics { try inner.statistics(now: now) }
     }

@@ -26,6 +26,10 @@ public struct PipelineConfiguration: Sendable {
     /// How long a claimed command may run before another claim may take it (renewed while it
     /// runs). Default: 60 s.
     public var commandLease: Duration = .seconds(60)
+    /// The largest dead letter published, in bytes; a longer original value is truncated (header
+    /// `dlq-value-truncated`) and kept whole in the store. Kafka's default limit is 1,000,000.
+    /// Default: 900,000.
+    public var maxDeadLetterBytes = 900_000
     /// Circuit breaker settings.
     public var breaker = CircuitBreakerConfiguration()
 
