@@ -103,9 +103,14 @@ public final class DuoEmulator: Service, Sendable {
         var rateLimit: Double?
     }
 
-    func nextFaultPlan() -> FaultPlan {
+    /// - Parameter route: `METHOD /route/{template}`, for ``DuoEmulatorFaults/failRoutes``.
+    func nextFaultPlan(route: String) -> FaultPlan {
         faultState.withLock { f -> FaultPlan in
             var plan = FaultPlan()
+            if let status = f.failRoutes[route] {
+                plan.status = status
+                return plan
+            }
             if let min = f.latencyMs {
                 let max = f.latencyMaxMs ?? min
                 plan.latency = .milliseconds(max > min ? Int.random(in: min...max) : min)

@@ -48,13 +48,16 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
     public var failNext: Int = 0
     /// Status for ``failNext``. Default: 429.
     public var failNextStatus: Int = 429
+    /// Routes that always fail, by `METHOD /route/{template}` (as the counters name them), with
+    /// the status to answer, for example `["POST /admin/v1/users/{id}/groups": 503]`.
+    public var failRoutes: [String: Int] = [:]
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case rateLimit = "rate_limit", latencyMs = "latency_ms", latencyMaxMs = "latency_max_ms", errorRate = "error_rate"
         case unavailableRate = "unavailable_rate", throttleRate = "throttle_rate", resetRate = "reset_rate", failAll = "fail_all"
-        case failNext = "fail_next", failNextStatus = "fail_next_status"
+        case failNext = "fail_next", failNextStatus = "fail_next_status", failRoutes = "fail_routes"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +72,7 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
         failAll = try c.decodeIfPresent(Int.self, forKey: .failAll)
         failNext = try c.decodeIfPresent(Int.self, forKey: .failNext) ?? 0
         failNextStatus = try c.decodeIfPresent(Int.self, forKey: .failNextStatus) ?? 429
+        failRoutes = try c.decodeIfPresent([String: Int].self, forKey: .failRoutes) ?? [:]
     }
 
     /// Checks the values, naming the first that is out of range.
@@ -83,6 +87,9 @@ public struct DuoEmulatorFaults: Sendable, Codable, Hashable {
         let statuses = [400, 401, 403, 429, 500, 503]
         if let failAll, !statuses.contains(failAll) { throw .invalidParameter("fail_all", "fail_all must be 400, 401, 403, 429, 500 or 503") }
         if !statuses.contains(failNextStatus) { throw .invalidParameter("fail_next_status", "fail_next_status must be 400, 401, 403, 429, 500 or 503") }
+        if let bad = failRoutes.first(where: { !statuses.contains($0.value) }) {
+            throw .invalidParameter("fail_routes", "fail_routes.\(bad.key) must be 400, 401, 403, 429, 500 or 503")
+        }
         if failNext < 0 { throw .invalidParameter("fail_next", "fail_next must not be negative") }
     }
 }

@@ -73,7 +73,7 @@ struct FaultInjectionMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: EmulatorRequestContext,
                 next: (Request, EmulatorRequestContext) async throws -> Response) async throws -> Response {
-        let plan = emulator.nextFaultPlan()
+        let plan = emulator.nextFaultPlan(route: "\(request.method.rawValue) \(context.endpointPath ?? request.uri.path)")
         if let latency = plan.latency, latency > .zero { try await Task.sleep(for: latency) }
         if plan.reset {
             try await context.channel.close()

@@ -16,8 +16,30 @@ public struct ApplyOutcome: Sendable, Hashable {
 public enum ApplyFailure: Error, Sendable, Hashable {
     /// Duo refused or failed a call; `operations` are the writes that succeeded before it.
     case directory(DirectoryError, operations: [DuoOperationKind], userID: String?)
-    /// The policy forbids the change (for example a missing group that may not be created).
+    /// The policy forbids the change (for example a missing group that may not be created), or
+    /// the Duo user belongs to another employee (code `conflict`).
     case policy(PolicyViolation)
+}
+
+/// What the worker knows of an employee's Duo identity: the Duo users linked to them (the most
+/// recent first) and the usernames they have had (the most recent first).
+public struct KnownIdentity: Sendable, Hashable {
+    public var userIDs: [String]
+    public var usernames: [String]
+
+    public init(userIDs: [String] = [], usernames: [String] = []) {
+        self.userIDs = userIDs
+        self.usernames = usernames
+    }
+}
+
+/// Which employee each Duo user belongs to. The applier claims a user the moment it finds or
+/// creates it, before writing to it, so an id is never lost to a retry and one employee never
+/// changes another's user.
+public protocol IdentityLedger: Sendable {
+    /// Links the Duo user to the employee (recording its username) and returns nil, or returns
+    /// the other employee it already belongs to, recording nothing.
+    func claim(duoUserID: String, username: String, for employeeID: String) throws(DirectoryError) -> String?
 }
 
 /// Applies a command idempotently: it reads Duo, computes the difference, and makes only the
@@ -27,14 +49,26 @@ public struct CommandApplier: Sendable {
 
     public init(mapping: MappingPolicy) { self.mapping = mapping }
 
-    public func apply(_ command: ProvisioningCommand, knownUserID: String?, directory: some DuoDirectoryPort, now: Date = Date()) async -> Result<ApplyOutcome, ApplyFailure> {
+    public func apply(_ command: ProvisioningCommand, known: KnownIdentity, directory: some DuoDirectoryPort, ledger: some IdentityLedger,
+                      now: Date = Date()) async -> Result<ApplyOutcome, ApplyFailure> {
         var done: [DuoOperationKind] = []
-        var userID = knownUserID
+        var userID = known.userIDs.first
+        let employeeID = command.employeeID
         do throws(DirectoryError) {
-            // Find the user: by the id seen last time (usernames can change), else by username.
+            // Find the user: by an id linked before (usernames change), else by the wanted username,
+            // else by a username the employee had before (a rename that raced a failed attempt).
             var current: DuoUserSnapshot?
-            if let knownUserID { current = try await directory.user(id: knownUserID) }
-            if current == nil, let username = command.desired.username { current = try await directory.user(username: username) }
+            for id in known.userIDs where current == nil { current = try await directory.user(id: id) }
+            var names = command.desired.username.map { [$0] } ?? []
+            names += known.usernames.filter { !names.contains($0) }
+            for name in names where current == nil {
+                guard let found = try await directory.user(username: name) else { continue }
+                // Found by name: it is this employee's only if nobody else has it.
+                if let owner = try ledger.claim(duoUserID: found.userID, username: found.username, for: employeeID) {
+                    return .failure(.policy(Self.conflict(found.username, owner: owner, employee: employeeID)))
+                }
+                current = found
+            }
             userID = current?.userID ?? userID
 
             let wanted = command.desired.groups ?? []
@@ -58,6 +92,10 @@ public struct CommandApplier: Sendable {
                     do {
                         let created = try await directory.createUser(changes)
                         userID = created.userID
+                        // Claimed at once: a crash or a failure after this point cannot lose it.
+                        if let owner = try ledger.claim(duoUserID: created.userID, username: created.username, for: employeeID) {
+                            return .failure(.policy(Self.conflict(created.username, owner: owner, employee: employeeID)))
+                        }
                     } catch where error.isConflict {
                         // Someone created it between our read and our write: converge on the next run.
                         throw DirectoryError(code: error.code, message: "User \(changes.profile.username ?? "?") appeared concurrently; will retry", isRetriable: true)
@@ -74,10 +112,26 @@ public struct CommandApplier: Sendable {
                 }
                 done.append(op.kind)
             }
+            // A leaver loses every Duo user ever linked to them, not only the current one.
+            if command.desired.terminated {
+                for id in known.userIDs where id != userID {
+                    guard let other = try await directory.user(id: id), !["disabled", "pending deletion"].contains(other.status.lowercased()) else { continue }
+                    try await directory.updateUser(id: id, DuoUserChanges(status: "disabled"))
+                    done.append(.disableUser)
+                }
+            }
             return .success(ApplyOutcome(userID: userID, operations: done, deleteAt: diff.deleteAt))
         } catch {
             return .failure(.directory(error, operations: done, userID: userID))
         }
+    }
+}
+
+extension CommandApplier {
+    /// Why an employee cannot have a Duo user that belongs to another employee.
+    public static func conflict(_ username: String, owner: String, employee: String) -> PolicyViolation {
+        PolicyViolation(code: "conflict", message: "Duo user '\(username)' belongs to employee \(owner); employee \(employee) maps to the same username, "
+                        + "so nothing was changed. Give one of them another username (data.username) and replay.")
     }
 }
 

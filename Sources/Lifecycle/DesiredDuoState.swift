@@ -82,6 +82,9 @@ public struct EmployeeState: Sendable, Hashable, Codable {
     public var activeFrom: Date?
     /// The leaving date of a termination that is scheduled (honouring `effective_at`).
     public var terminationEffectiveAt: Date?
+    /// Every username the employee has had, the most recent first: a user created under an old
+    /// name is found (and renamed) even if its id was never recorded.
+    public var knownUsernames: [String]?
 
     public init(employeeID: String, lastAccepted: EventOrdering? = nil, desired: DesiredDuoState? = nil, duoUserID: String? = nil) {
         self.employeeID = employeeID

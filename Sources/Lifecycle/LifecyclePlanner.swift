@@ -118,6 +118,7 @@ public struct LifecyclePlanner: Sendable {
                                              message: "Cannot identify the Duo user of employee \(event.employeeID): no username or email is known"))
         }
         desired.username = username
+        employee.knownUsernames = [username] + (employee.knownUsernames ?? []).filter { $0 != username }
         employee.desired = desired
         employee.lastAccepted = ordering
         var command = ProvisioningCommand(employeeID: event.employeeID, desired: desired,

@@ -76,6 +76,18 @@ public protocol LifecycleStoreTransaction {
 
     /// Adds a message to the outbox.
     func enqueue(_ message: NewOutboxMessage) throws
+
+    /// Records Duo writes a command made before it failed, so a result that supersedes or
+    /// dead-letters it can say what was done.
+    func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) throws
+
+    /// Links a Duo user to an employee (and records its username), unless it belongs to another
+    /// employee: then nothing changes and that employee's id is returned.
+    func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) throws -> String?
+    /// The Duo users linked to an employee, the most recently linked first.
+    func linkedDuoUserIDs(employeeID: String) throws -> [String]
+    /// The employee whose linked Duo user has this username (case-insensitively), if any.
+    func employeeLinked(toUsername username: String) throws -> String?
 }
 
 /// Where a command is in its life.
@@ -148,6 +160,8 @@ public struct StoredCommand: Sendable, Hashable {
     public var lastError: String?
     public var isFollowUp: Bool
     public var createdAt: Date
+    /// Duo writes made by earlier attempts that failed part-way.
+    public var doneOperations: [DuoOperationKind] = []
 }
 
 /// What the outbox holds.

@@ -115,6 +115,15 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NULL;
                 """)
         }
+        m.registerMigration("v4: identity links, operations of failed attempts") { db in
+            try db.execute(sql: """
+                CREATE TABLE duo_links (
+                    duo_user_id TEXT PRIMARY KEY NOT NULL, employee_id TEXT NOT NULL, username TEXT NOT NULL, linked_at REAL NOT NULL);
+                CREATE INDEX duo_links_employee ON duo_links (employee_id, linked_at);
+                CREATE INDEX duo_links_username ON duo_links (username COLLATE NOCASE);
+                ALTER TABLE commands ADD COLUMN done_operations TEXT;
+                """)
+        }
         return m
     }
 
@@ -252,7 +261,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             nextAttemptAt: Date(timeIntervalSince1970: row["next_attempt_at"]),
             firstFailureAt: (row["first_failure_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             lastError: row["last_error"], isFollowUp: (row["follow_up"] as Int) != 0,
-            createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            doneOperations: ((row["done_operations"] as String?) ?? "").split(separator: ",").compactMap { DuoOperationKind(rawValue: String($0)) })
     }
 
     /// One write transaction.
@@ -308,6 +318,37 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                   last_error = ?, updated_at = ? WHERE id = ?
                 """).execute(arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
                                  lastError, now.timeIntervalSince1970, id])
+        }
+
+        func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) throws {
+            guard !operations.isEmpty else { return }
+            let added = operations.map(\.rawValue).joined(separator: ",")
+            try db.cachedStatement(sql: """
+                UPDATE commands SET done_operations = CASE WHEN done_operations IS NULL OR done_operations = '' THEN ? ELSE done_operations || ',' || ? END
+                WHERE id = ?
+                """).execute(arguments: [added, added, commandID])
+        }
+
+        func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) throws -> String? {
+            if let owner = try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE duo_user_id = ?"), arguments: [duoUserID]),
+               owner != employeeID {
+                return owner
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO duo_links (duo_user_id, employee_id, username, linked_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (duo_user_id) DO UPDATE SET username = excluded.username
+                """).execute(arguments: [duoUserID, employeeID, username, Date().timeIntervalSince1970])
+            return nil
+        }
+
+        func linkedDuoUserIDs(employeeID: String) throws -> [String] {
+            try String.fetchAll(db.cachedStatement(sql: "SELECT duo_user_id FROM duo_links WHERE employee_id = ? ORDER BY linked_at DESC"),
+                                arguments: [employeeID])
+        }
+
+        func employeeLinked(toUsername username: String) throws -> String? {
+            try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE username = ? COLLATE NOCASE LIMIT 1"),
+                                arguments: [username])
         }
 
         func enqueue(_ m: NewOutboxMessage) throws {

@@ -119,19 +119,21 @@ public final class CommandDispatcher: Service, Sendable {
 
     func process(_ stored: StoredCommand) async {
         let started = ContinuousClock.now
-        let (state, newer) = (try? store.write { tx in
-            (try tx.employeeState(stored.command.employeeID), try tx.waitingCommand(employeeID: stored.command.employeeID))
-        }) ?? (nil, nil)
+        let employeeID = stored.command.employeeID
+        let (state, newer, linked) = (try? store.write { tx in
+            (try tx.employeeState(employeeID), try tx.waitingCommand(employeeID: employeeID), try tx.linkedDuoUserIDs(employeeID: employeeID))
+        }) ?? (nil, nil, [])
         // A command claimed again after its lease expired may have been overtaken by a newer one of
         // its employee, which carries the full desired state: it is superseded, never applied late.
         if let newer, newer.id > stored.id {
             supersede(stored, now: Date())
             return
         }
-        let knownUserID = state?.duoUserID
+        let knownUserID = state?.duoUserID ?? linked.first
+        let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
         // A leaver's calls go ahead of everything else in the Duo client's queues.
         let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
-            await applier.apply(stored.command, knownUserID: knownUserID, directory: directory)
+            await applier.apply(stored.command, known: known, directory: directory, ledger: StoreLedger(store: store))
         }
         let now = Date()
         do {
@@ -139,6 +141,9 @@ public final class CommandDispatcher: Service, Sendable {
             case .success(let outcome):
                 breaker.recordSuccess()
                 try complete(stored, outcome: outcome, now: now)
+            case .failure(.policy(let violation)) where violation.code == "conflict":
+                try deadLetter(stored, reason: .conflict, code: "conflict", message: violation.message, retriable: false,
+                               operations: [], userID: nil, attempts: stored.attempts + 1, now: now)
             case .failure(.policy(let violation)):
                 try deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
                                operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: now)
@@ -151,6 +156,7 @@ public final class CommandDispatcher: Service, Sendable {
                 } else {
                     outage = false
                 }
+                try remember(stored, operations: operations, userID: userID)
                 if outage {
                     // Not this command's fault: it waits for Duo without counting the attempt, and
                     // the outage's time does not count towards its retry age.
@@ -173,13 +179,27 @@ public final class CommandDispatcher: Service, Sendable {
         outboxWakeup?.signal()
     }
 
+    /// Keeps what a failed attempt did: the writes it made (for the result that eventually
+    /// reports this event) and the Duo user it found or created.
+    private func remember(_ stored: StoredCommand, operations: [DuoOperationKind], userID: String?) throws {
+        guard !operations.isEmpty || userID != nil else { return }
+        try store.write { tx in
+            try tx.addDoneOperations(commandID: stored.id, operations)
+            if let userID, var state = try tx.employeeState(stored.command.employeeID), state.duoUserID != userID {
+                state.duoUserID = userID
+                try tx.saveEmployeeState(state)
+            }
+        }
+    }
+
     private func supersede(_ stored: StoredCommand, now: Date) {
         do {
             try store.write { tx in
                 try tx.updateCommand(id: stored.id, state: .superseded, attempts: stored.attempts, nextAttemptAt: nil,
                                      firstFailureAt: stored.firstFailureAt, lastError: stored.lastError, now: now)
                 if !stored.isFollowUp {
-                    try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .superseded, attempts: stored.attempts, now: now))
+                    try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .superseded, operations: stored.doneOperations,
+                                                  attempts: stored.attempts, now: now))
                 }
             }
         } catch {
@@ -190,7 +210,9 @@ public final class CommandDispatcher: Service, Sendable {
     }
 
     private func complete(_ stored: StoredCommand, outcome: ApplyOutcome, now: Date) throws {
-        let resultOutcome: ProvisioningOutcome = outcome.deleteAt != nil ? .scheduled : (outcome.operations.isEmpty ? .noChange : .applied)
+        // The event's writes: those of earlier attempts that failed part-way, then this one's.
+        let operations = stored.doneOperations + outcome.operations
+        let resultOutcome: ProvisioningOutcome = outcome.deleteAt != nil ? .scheduled : (operations.isEmpty ? .noChange : .applied)
         try store.write { tx in
             try tx.updateCommand(id: stored.id, state: .done, attempts: stored.attempts + 1, nextAttemptAt: nil,
                                  firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
@@ -203,7 +225,7 @@ public final class CommandDispatcher: Service, Sendable {
             }
             if !stored.isFollowUp {
                 try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
-                                              operations: outcome.operations, attempts: stored.attempts + 1, now: now))
+                                              operations: operations, attempts: stored.attempts + 1, now: now))
             }
         }
         Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", resultOutcome.rawValue)]).increment()
@@ -244,7 +266,7 @@ public final class CommandDispatcher: Service, Sendable {
                 try tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
                                                   firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now))
                 try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .deadLettered, userID: userID,
-                                              operations: operations, attempts: attempts,
+                                              operations: stored.doneOperations + operations, attempts: attempts,
                                               error: .init(code: code, message: message, retriable: retriable), now: now))
             }
         }
@@ -256,5 +278,27 @@ public final class CommandDispatcher: Service, Sendable {
 
     private func identity(_ stored: StoredCommand) -> OutboxMessageFactory.EventIdentity {
         .init(id: stored.command.eventID, source: stored.command.eventSource, type: stored.command.eventType.rawValue, employeeID: stored.command.employeeID)
+    }
+}
+
+/// The store as the applier's ledger: each claim is its own short transaction, so a user found
+/// or created is linked to its employee before anything is written to it.
+struct StoreLedger: IdentityLedger {
+    let store: any LifecycleStore
+
+    func claim(duoUserID: String, username: String, for employeeID: String) throws(DirectoryError) -> String? {
+        do {
+            return try store.write { tx in try tx.claimDuoUser(duoUserID, username: username, employeeID: employeeID) }
+        } catch {
+            throw DirectoryError(code: "store", message: "Could not record the link to Duo user \(duoUserID): \(error)", isRetriable: true)
+        }
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

@@ -78,6 +78,16 @@ public struct EventIngestor: Sendable {
                                               error: .init(code: "policy.\(violation.code)", message: violation.message, retriable: false), now: now))
                 summary.deadLettered += 1
             case .command(let command, let state):
+                if let username = command.desired.username, let owner = try tx.employeeLinked(toUsername: username), owner != event.employeeID {
+                    // Another employee's Duo user has this username: never touch it, change nothing.
+                    let violation = CommandApplier.conflict(username, owner: owner, employee: event.employeeID)
+                    try tx.enqueue(factory.deadLetter(record: source, reason: .conflict, message: violation.message, errorCode: "conflict",
+                                                      attempts: 0, firstFailureAt: now))
+                    try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+                                                  error: .init(code: "conflict", message: violation.message, retriable: false), now: now))
+                    summary.deadLettered += 1
+                    return
+                }
                 try tx.saveEmployeeState(state)
                 // At most one waiting command per employee: the newer one carries the full desired
                 // state, so the older one is superseded. A running one is left to finish.
@@ -87,7 +97,8 @@ public struct EventIngestor: Sendable {
                     if !waiting.isFollowUp {
                         let old = OutboxMessageFactory.EventIdentity(id: waiting.command.eventID, source: waiting.command.eventSource,
                                                                      type: waiting.command.eventType.rawValue, employeeID: waiting.command.employeeID)
-                        try tx.enqueue(factory.result(for: old, record: waiting.source, outcome: .superseded, attempts: waiting.attempts, now: now))
+                        try tx.enqueue(factory.result(for: old, record: waiting.source, outcome: .superseded, operations: waiting.doneOperations,
+                                                      attempts: waiting.attempts, now: now))
                         summary.superseded += 1
                     }
                 }

@@ -10,6 +10,8 @@ public enum ProvisioningOutcome: String, Sendable, Codable {
 /// Why an event went to the dead-letter topic (`dlq-reason`).
 public enum DeadLetterReason: String, Sendable, Codable {
     case validation, duoPermanent = "duo-permanent", retriesExhausted = "retries-exhausted", policy
+    /// The employee maps to a Duo user that belongs to another employee.
+    case conflict
 }
 
 /// Builds the outbox messages: result events (binary-mode CloudEvents) and dead letters.

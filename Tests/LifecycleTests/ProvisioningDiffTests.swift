@@ -5,6 +5,7 @@ import Foundation
 import Lifecycle
 import LifecycleWorker
 import Logging
+import Synchronization
 import Testing
 
 @Suite("The difference computation")
@@ -94,6 +95,7 @@ struct CommandApplierTests {
         clientConfig.requestsPerSecond = nil
         let client = DuoAdminClient(configuration: clientConfig, logger: quiet)
         let directory = DuoAdminDirectory(client: client)
+        let ledger = MemoryLedger()
         _ = emulator.directory.seed(users: [], groups: ["VPN", "Finance"])
 
         let mapping = LifecyclePlannerTests.mapping
@@ -102,13 +104,13 @@ struct CommandApplierTests {
         guard case .command(let hire, let state) = planner.plan(event(.hired, seq: 1, roles: ["engineering"], first: "Ada"), state: nil) else {
             Issue.record("no command"); return
         }
-        let first = try await applier.apply(hire, knownUserID: nil, directory: directory).get()
+        let first = try await applier.apply(hire, known: KnownIdentity(), directory: directory, ledger: ledger).get()
         #expect(first.operations == [.createUser, .createGroup, .addGroup, .addGroup])
         let user = try #require(emulator.directory.user(username: "ada"))
         #expect(Set(user.groups.map(\.name)) == ["Engineering", "VPN"] && user.status == .active)
         let journalAfterFirst = emulator.directory.journal().count
 
-        let second = try await applier.apply(hire, knownUserID: first.userID, directory: directory).get()
+        let second = try await applier.apply(hire, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: directory, ledger: ledger).get()
         #expect(second.operations == [], "the second application makes no writes")
         #expect(emulator.directory.journal().count == journalAfterFirst)
 
@@ -116,13 +118,25 @@ struct CommandApplierTests {
         try await client.addUser(user.userID, toGroup: emulator.directory.allGroups.first { $0.name == "Finance" }!.groupID)
         let remover = LifecyclePlanner(mapping: mapping, termination: TerminationPolicy(removeManagedGroups: true))
         guard case .command(let leave, _) = remover.plan(event(.terminated, seq: 2, email: nil), state: state) else { Issue.record("no command"); return }
-        let third = try await applier.apply(leave, knownUserID: first.userID, directory: directory).get()
+        let third = try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: directory, ledger: ledger).get()
         #expect(third.operations.first == .disableUser)
         #expect(emulator.directory.user(id: user.userID)?.status == .disabled)
         #expect(emulator.directory.user(id: user.userID)?.groups.map(\.name) == ["Finance"])
-        #expect(try await applier.apply(leave, knownUserID: first.userID, directory: directory).get().operations == [])
+        #expect(try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: directory, ledger: ledger).get().operations == [])
 
         try await client.shutdown()
         await emulator.stop()
+    }
+}
+
+/// Links in memory, for applying commands outside the worker.
+final class MemoryLedger: IdentityLedger {
+    let owners = Mutex<[String: String]>([:])
+    func claim(duoUserID: String, username: String, for employeeID: String) throws(DirectoryError) -> String? {
+        owners.withLock { o in
+            if let owner = o[duoUserID], owner != employeeID { return owner }
+            o[duoUserID] = employeeID
+            return nil
+        }
     }
 }

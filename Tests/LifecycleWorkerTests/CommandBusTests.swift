@@ -270,6 +270,59 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("Two employees that map to one Duo username: the second is a conflict, dead-lettered, and the first's user is never touched")
+    func usernameConflicts() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        let first = WorkerHarness.event("hired", "C1", seq: 1, roles: ["sales"], extra: ["email": "dup@example.com"])
+        try await h.publish([first])
+        _ = try await h.results(count: 1, timeout: .seconds(30), settle: .zero)
+        // Another employee whose email gives the same username; then that employee leaves.
+        try await h.publish([WorkerHarness.event("hired", "C2", seq: 1, roles: ["engineering"], extra: ["email": "dup@other.example"])])
+        try await h.publish([WorkerHarness.event("terminated", "C2", seq: 2, extra: ["email": "dup@other.example"])])
+        // And two more at once, racing for a username nobody has yet.
+        try await h.publish([WorkerHarness.event("hired", "C3", seq: 1, roles: ["sales"], extra: ["email": "race@example.com"]),
+                             WorkerHarness.event("hired", "C4", seq: 1, roles: ["sales"], extra: ["email": "race@other.example"])])
+        let results = try await h.results(count: 5, timeout: .seconds(60))
+        let byID = Dictionary(results.compactMap { r in r.eventID.map { ($0, r.outcome) } }, uniquingKeysWith: { a, _ in a })
+        #expect(byID["C2-hired-1"] == "dead_lettered" && byID["C2-terminated-2"] == "dead_lettered", "\(byID)")
+        #expect([byID["C3-hired-1"], byID["C4-hired-1"]].compactMap { $0 }.sorted() == ["applied", "dead_lettered"], "\(byID)")
+        let dup = try #require(h.emulator.directory.user(username: "dup"))
+        #expect(dup.status == .active && dup.groups.map(\.name) == ["Sales"], "the first employee's user is untouched")
+        #expect(h.emulator.directory.journal().filter { $0.operation == "create_user" }.count == 2)
+        let letters = try await h.deadLetters(count: 3, timeout: .seconds(30))
+        #expect(letters.count == 3 && letters.allSatisfy { $0.headers[string: "dlq-reason"] == "conflict" }, "\(letters.map { $0.headers[string: "dlq-reason"] ?? "-" })")
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
+    @Test("A username change during a retry renames the Duo user rather than creating a second; the leaver's every user is disabled")
+    func renameDuringRetry() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.failRoutes = ["POST /admin/v1/users/{id}/groups": 503]
+        let h = try await WorkerHarness(emulatorFaults: faults)
+        try h.startWorker()
+        try await h.publish([WorkerHarness.event("hired", "R1", seq: 1, roles: ["sales"], extra: ["email": "old@example.com"])])
+        try await h.waitUntil("the user to be created") { h.emulator.directory.user(username: "old") != nil }
+        try await Task.sleep(for: .seconds(1))
+        // HR renames the employee while the hire waits to retry its group change.
+        try await h.publish([WorkerHarness.event("updated", "R1", seq: 2, extra: ["username": "new"])])
+        try await Task.sleep(for: .seconds(2))
+        h.emulator.faults = DuoEmulatorFaults()
+        try await h.waitUntil("the rename and the group", timeout: .seconds(60)) {
+            h.emulator.directory.user(username: "new")?.groups.map(\.name) == ["Sales"]
+        }
+        #expect(h.emulator.directory.user(username: "old") == nil, "renamed, not duplicated")
+        #expect(h.emulator.directory.journal().filter { $0.operation == "create_user" }.count == 1)
+        let results = try await h.results(count: 2, timeout: .seconds(30))
+        let hire = try #require(results.first { $0.eventID == "R1-hired-1" })
+        #expect(hire.outcome == "superseded" && hire.operations.contains("create_user"), "a superseded event reports what it did: \(hire.operations)")
+        try await h.publish([WorkerHarness.event("terminated", "R1", seq: 3)])
+        try await h.waitUntil("the leaver to be disabled") { h.emulator.directory.user(username: "new")?.status == .disabled }
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()
