@@ -43,7 +43,13 @@ public protocol LifecycleStore: Sendable {
     /// Deletes sent outbox messages older than `cutoff`. Returns how many.
     func purgeSent(before cutoff: Date) throws -> Int
 
-    /// Counts for health and metrics.
+    /// Deletes what no longer serves deduplication or ordering: inbox rows received before
+    /// `cutoff`, finished commands (done, dead, superseded) last changed before it, and the whole
+    /// values kept for truncated dead letters sent before it. Employees' state (the ordering
+    /// watermark) and identity links are kept. Returns how many rows went.
+    func purgeFinished(before cutoff: Date) throws -> Int
+
+    /// Counts for health and metrics. They cost the same however many rows the store holds.
     func statistics(now: Date) throws -> StoreStatistics
 }
 
@@ -196,9 +202,10 @@ public struct OutboxMessage: Sendable {
 
 /// Counts for health and metrics.
 public struct StoreStatistics: Sendable, Hashable {
+    /// Commands waiting or running (`pending`, `retry`, `running`); finished ones are counted by
+    /// the `duo_lifecycle_commands_total` metric instead.
     public var commandsByState: [CommandState: Int]
     public var outboxBacklog: Int
     /// Age of the oldest unsent outbox message, in seconds.
     public var outboxOldestAge: Double
-    public var inboxSize: Int
 }

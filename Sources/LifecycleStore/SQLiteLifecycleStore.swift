@@ -124,6 +124,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 ALTER TABLE commands ADD COLUMN done_operations TEXT;
                 """)
         }
+        m.registerMigration("v5: retention") { db in
+            try db.execute(sql: """
+                CREATE INDEX inbox_received ON inbox (received_at);
+                CREATE INDEX commands_finished ON commands (updated_at) WHERE state IN ('done', 'dead', 'superseded');
+                """)
+        }
         return m
     }
 
@@ -231,17 +237,41 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
+    /// The queries behind ``statistics(now:)``: each reads only live rows, through an index.
+    public static let statisticsQueries = [
+        "SELECT state, COUNT(*) AS n FROM commands WHERE state IN ('pending', 'retry') GROUP BY state",
+        "SELECT COUNT(*) FROM commands WHERE state = 'running'",
+        "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL",
+    ]
+
     public func statistics(now: Date) throws -> StoreStatistics {
         try pool.read { db in
-            var byState: [CommandState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM commands GROUP BY state") {
+            var byState: [CommandState: Int] = [.pending: 0, .retry: 0]
+            for row in try Row.fetchAll(db, sql: Self.statisticsQueries[0]) {
                 if let s = CommandState(rawValue: row["state"]) { byState[s] = row["n"] }
             }
-            let backlog = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL") ?? 0
-            let oldest = try Double.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL")
-            let inbox = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox") ?? 0
-            return StoreStatistics(commandsByState: byState, outboxBacklog: backlog,
-                                   outboxOldestAge: oldest.map { max(0, now.timeIntervalSince1970 - $0) } ?? 0, inboxSize: inbox)
+            byState[.running] = try Int.fetchOne(db, sql: Self.statisticsQueries[1]) ?? 0
+            let outbox = try Row.fetchOne(db, sql: Self.statisticsQueries[2])
+            let oldest = outbox?[1] as Double?
+            return StoreStatistics(commandsByState: byState, outboxBacklog: outbox?[0] ?? 0,
+                                   outboxOldestAge: oldest.map { max(0, now.timeIntervalSince1970 - $0) } ?? 0)
+        }
+    }
+
+    /// SQLite's plan for a query, one line per step (`SEARCH …`, `SCAN …`), to check what it reads.
+    public func queryPlan(_ sql: String) throws -> [String] {
+        try pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String } }
+    }
+
+    public func purgeFinished(before cutoff: Date) throws -> Int {
+        let t = cutoff.timeIntervalSince1970
+        return try pool.write { db in
+            try db.execute(sql: "DELETE FROM inbox WHERE received_at < ?", arguments: [t])
+            var purged = db.changesCount
+            try db.execute(sql: "DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < ?", arguments: [t])
+            purged += db.changesCount
+            try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND original_value IS NOT NULL", arguments: [t])
+            return purged + db.changesCount
         }
     }
 

@@ -61,7 +61,7 @@ public final class WorkerRuntime: Sendable {
     /// timeout, and shuts the Duo client down.
     public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in readiness() }
-        let services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMetricsReporter(store: store)] + pipeline.services
+        let services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
         var groupConfig = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
         if handleSignals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         groupConfig.maximumGracefulShutdownDuration = configuration.shutdownTimeout
@@ -90,16 +90,29 @@ public final class WorkerRuntime: Sendable {
     }
 }
 
-/// Publishes the store's counts as metrics every few seconds.
-struct StoreMetricsReporter: Service {
+/// Publishes the store's counts as metrics every few seconds, and deletes what the retention no
+/// longer needs every ten minutes.
+struct StoreMaintenance: Service {
     let store: any LifecycleStore
+    let retention: Duration
+    let logger: Logger
 
     func run() async throws {
+        var lastPurge = ContinuousClock.now - .seconds(600)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if ContinuousClock.now - lastPurge >= .seconds(600) {
+                lastPurge = .now
+                do {
+                    let purged = try store.purgeFinished(before: Date().addingTimeInterval(-(retention / .seconds(1))))
+                    if purged > 0 { logger.info("Deleted rows older than store.retention", metadata: ["rows": "\(purged)"]) }
+                } catch {
+                    logger.error("Could not delete rows older than store.retention", metadata: ["error": "\(error)"])
+                }
+            }
             if let s = try? store.statistics(now: Date()) {
                 Gauge(label: "duo_lifecycle_outbox_backlog").record(s.outboxBacklog)
                 Gauge(label: "duo_lifecycle_outbox_oldest_age_seconds").record(s.outboxOldestAge)
-                for state in [CommandState.pending, .running, .retry, .done, .dead, .superseded] {
+                for state in [CommandState.pending, .running, .retry] {
                     Gauge(label: "duo_lifecycle_commands", dimensions: [("state", state.rawValue)]).record(s.commandsByState[state] ?? 0)
                 }
             }

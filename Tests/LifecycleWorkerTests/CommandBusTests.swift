@@ -425,6 +425,7 @@ final class CountingStore: Sendable {
         func markSent(_ ids: [Int64], at: Date) throws { try inner.markSent(ids, at: at) }
         func park(_ id: Int64, reason: String, at: Date) throws { try inner.park(id, reason: reason, at: at) }
         func purgeSent(before cutoff: Date) throws -> Int { try inner.purgeSent(before: cutoff) }
+        func purgeFinished(before cutoff: Date) throws -> Int { try inner.purgeFinished(before: cutoff) }
         func statistics(now: Date) throws -> StoreStatistics { try inner.statistics(now: now) }
     }
 }

@@ -15,6 +15,8 @@ public struct WorkerConfiguration: Sendable {
     public var pipeline: PipelineConfiguration
     public var duo: DuoAdminConfiguration
     public var storePath: String
+    /// How long inbox rows and finished commands are kept. Default: 30 days.
+    public var storeRetention: Duration
     public var httpHost: String
     public var httpPort: Int
     public var shutdownTimeout: Duration
@@ -33,7 +35,7 @@ public struct WorkerConfiguration: Sendable {
         "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout"],
         "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
         "termination": ["action", "delete_after", "remove_managed_groups", "honor_effective_at"],
-        "store": ["path"],
+        "store": ["path", "retention"],
         "retry": ["base", "max", "max_age", "max_attempts"],
         "http": ["port", "host"],
         "worker": ["max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
@@ -172,6 +174,8 @@ public struct WorkerConfiguration: Sendable {
         pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
+        storeRetention = try r.duration("store", "retention") ?? .seconds(30 * 86400)
+        guard storeRetention >= .seconds(3600) else { throw Problem("store.retention must be at least 1h (deduplication needs the inbox)") }
         httpPort = try r.int("http", "port", in: 0...65535) ?? 8080
         httpHost = try r.string("http", "host") ?? "0.0.0.0"
         shutdownTimeout = try r.duration("worker", "shutdown_timeout") ?? .seconds(30)
