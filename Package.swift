@@ -141,7 +141,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "WorkerProcessTests", dependencies: [
-            "LifecycleWorker", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
+            "LifecycleWorker", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack",

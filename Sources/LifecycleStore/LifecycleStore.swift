@@ -72,8 +72,10 @@ public protocol LifecycleStoreTransaction {
     func employeeState(_ employeeID: String) throws -> EmployeeState?
     func saveEmployeeState(_ state: EmployeeState) throws
 
-    /// The employee's waiting command (`pending` or `retry`), if any. A running one is not returned.
+    /// The employee's newest waiting command (`pending` or `retry`), if any. A running one is not returned.
     func waitingCommand(employeeID: String) throws -> StoredCommand?
+    /// All the employee's waiting commands, oldest first.
+    func waitingCommands(employeeID: String) throws -> [StoredCommand]
     /// Adds a command.
     @discardableResult
     func insertCommand(_ command: NewCommand) throws -> Int64

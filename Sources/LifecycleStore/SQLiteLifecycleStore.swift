@@ -328,6 +328,11 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                              arguments: [employeeID]).map(SQLiteLifecycleStore.command)
         }
 
+        func waitingCommands(employeeID: String) throws -> [StoredCommand] {
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id"),
+                             arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+        }
+
         func insertCommand(_ c: NewCommand) throws -> Int64 {
             let now = Date().timeIntervalSince1970
             let src = c.source

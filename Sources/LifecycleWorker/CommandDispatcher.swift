@@ -120,15 +120,18 @@ public final class CommandDispatcher: Service, Sendable {
     func process(_ stored: StoredCommand) async {
         let started = ContinuousClock.now
         let employeeID = stored.command.employeeID
-        let (state, newer, linked) = (try? store.write { tx in
-            (try tx.employeeState(employeeID), try tx.waitingCommand(employeeID: employeeID), try tx.linkedDuoUserIDs(employeeID: employeeID))
-        }) ?? (nil, nil, [])
+        let (state, waiting, linked) = (try? store.write { tx in
+            (try tx.employeeState(employeeID), try tx.waitingCommands(employeeID: employeeID), try tx.linkedDuoUserIDs(employeeID: employeeID))
+        }) ?? (nil, [], [])
         // A command claimed again after its lease expired may have been overtaken by a newer one of
         // its employee, which carries the full desired state: it is superseded, never applied late.
-        if let newer, newer.id > stored.id {
+        if waiting.contains(where: { $0.id > stored.id }) {
             supersede(stored, now: Date())
             return
         }
+        // Older waiting commands (a hire due before a scheduled termination that came due first)
+        // are superseded by this one: an older state is never applied after a newer one.
+        for older in waiting where older.id < stored.id { supersede(older, now: Date()) }
         let knownUserID = state?.duoUserID ?? linked.first
         let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
         // A leaver's calls go ahead of everything else in the Duo client's queues.

@@ -89,9 +89,13 @@ public struct EventIngestor: Sendable {
                     return
                 }
                 try tx.saveEmployeeState(state)
-                // At most one waiting command per employee: the newer one carries the full desired
-                // state, so the older one is superseded. A running one is left to finish.
-                if let waiting = try tx.waitingCommand(employeeID: event.employeeID) {
+                // The newer command carries the full desired state, so the waiting ones are
+                // superseded — except, when the newer one is scheduled, one that is due now (a hire
+                // keeps its access until a termination's date): it runs first. A running one is
+                // left to finish. Applying a command supersedes its employee's older waiting ones.
+                let notBefore = max(now, command.applyAt ?? now)
+                for waiting in try tx.waitingCommands(employeeID: event.employeeID)
+                where notBefore <= now || (waiting.state == .pending && waiting.nextAttemptAt > now) {
                     try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
                                          firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
                     if !waiting.isFollowUp {
@@ -103,7 +107,6 @@ public struct EventIngestor: Sendable {
                     }
                 }
                 // An event effective later waits for its date, durably (a restart keeps the schedule).
-                let notBefore = max(now, command.applyAt ?? now)
                 try tx.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
                 if notBefore > now {
                     try tx.enqueue(factory.result(for: identity, record: source, outcome: .scheduled, scheduledFor: notBefore, now: now))

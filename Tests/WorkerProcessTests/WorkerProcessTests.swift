@@ -1,6 +1,8 @@
 import DuoEmulator
 import Foundation
 import Kafka
+import Lifecycle
+import LifecycleTools
 import LifecycleWorker
 import Testing
 
@@ -189,6 +191,136 @@ struct WorkerProcessTests {
         })
         restarted.signal(SIGTERM)
         #expect(await restarted.wait(timeout: .seconds(15)) == 0)
+        await env.shutdown()
+    }
+}
+
+/// Issue 12's acceptance: the promise that a leaver stays locked out, under a mix of everything
+/// that used to break it, with the worker as a separate process.
+@Suite("A leaver stays locked out (1,000 employees)", .serialized, .timeLimit(.minutes(6)))
+struct LeaverLockoutProcessTests {
+    static func message(_ type: String, _ employee: String, id: String, seq: Int, email: String? = nil, username: String? = nil,
+                        roles: [String]? = nil, effective: Date? = nil) throws -> KafkaProducerMessage {
+        var data: [String: Any] = ["employee_id": employee, "sequence": seq, "email": email ?? "\(employee.lowercased())@example.com"]
+        if let username { data["username"] = username }
+        if let roles { data["roles"] = roles }
+        if let effective { data["effective_at"] = RFC3339.format(effective) }
+        return try LifecycleEventMessage.make(topic: "hr.employee.lifecycle.v1", type: "hr.employee.\(type)", data: data, id: id, source: "urn:test:hr")
+    }
+
+    @Test("Future-dated hires and terminations, rescissions, renames during group-add failures and duplicate usernames end right")
+    func mixedLifecycle() async throws {
+        let env = try await WorkerEnvironment()
+        let config = try env.writeConfig(httpPort: WorkerEnvironment.freePort(), requestsPerSecond: 2000)
+        let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
+        let start = Date()
+        func due(_ i: Int) -> Date { start.addingTimeInterval(5 + Double(i % 16)) }  // 5 to 20 s from now
+        func e(_ i: Int) -> String { String(format: "E%04d", i) }
+        let plain = 0..<400, futureHires = 400..<550, leaving = 550..<700, rescinded = 700..<750, renamed = 750..<850, duplicates = 850..<900, leftNow = 900..<1000
+        var expectedScheduled = Set<String>()
+        var finalOf: [String: Set<String>] = [:]  // event id → acceptable final outcomes
+
+        // Group adds fail while the first batch is applied: the renamed employees' hires wait to retry.
+        env.emulator.faults = { var f = DuoEmulatorFaults(); f.failRoutes = ["POST /admin/v1/users/{id}/groups": 503]; return f }()
+        var first: [KafkaProducerMessage] = []
+        for i in plain.lowerBound..<leftNow.upperBound {
+            let id = "\(e(i))-hire"
+            switch i {
+            case futureHires:
+                first.append(try Self.message("hired", e(i), id: id, seq: 1, roles: ["sales"], effective: due(i)))
+                expectedScheduled.insert(id)
+                finalOf[id] = ["applied"]
+            case renamed:
+                first.append(try Self.message("hired", e(i), id: id, seq: 1, email: "old\(i)@example.com", roles: ["sales"]))
+                finalOf[id] = ["superseded", "applied"]
+            case duplicates:
+                let pair = (i - duplicates.lowerBound) / 2
+                first.append(try Self.message("hired", e(i), id: id, seq: 1, email: "dup\(pair)@\(i % 2 == 0 ? "example.com" : "other.example")", roles: ["sales"]))
+                finalOf[id] = ["applied", "dead_lettered"]
+            default:
+                first.append(try Self.message("hired", e(i), id: id, seq: 1, roles: ["sales"]))
+                finalOf[id] = ["applied"]
+            }
+        }
+        try await env.stack.publish(first)
+        try await Task.sleep(for: .seconds(2))
+        // HR renames employees whose hire is waiting to retry.
+        try await env.stack.publish(try renamed.map { i in
+            finalOf["\(e(i))-rename"] = ["applied"]
+            return try Self.message("updated", e(i), id: "\(e(i))-rename", seq: 2, email: "old\(i)@example.com", username: "new\(i)")
+        })
+        try await Task.sleep(for: .seconds(1))
+        env.emulator.faults = DuoEmulatorFaults()
+        // Once the employees who will leave have their accounts, HR gives notice.
+        let hired = Array(leaving) + Array(rescinded) + Array(leftNow)
+        let hiredBy = ContinuousClock.now + .seconds(120)
+        while try await !{ let r = try await env.results(); return hired.allSatisfy { r["\(e($0))-hire"] != nil } }() && ContinuousClock.now < hiredBy {
+            try await Task.sleep(for: .seconds(1))
+        }
+        let notice = Date()
+        func leaves(_ i: Int) -> Date { notice.addingTimeInterval(5 + Double(i % 16)) }  // 5 to 20 s after notice
+        // Terminations: scheduled ones, immediate ones, and ones rescinded before their date.
+        var second: [KafkaProducerMessage] = []
+        for i in leaving {
+            second.append(try Self.message("terminated", e(i), id: "\(e(i))-leave", seq: 2, effective: leaves(i)))
+            expectedScheduled.insert("\(e(i))-leave")
+            finalOf["\(e(i))-leave"] = ["applied"]
+        }
+        for i in rescinded {
+            second.append(try Self.message("terminated", e(i), id: "\(e(i))-leave", seq: 2, effective: notice.addingTimeInterval(20)))
+            expectedScheduled.insert("\(e(i))-leave")
+            finalOf["\(e(i))-leave"] = ["superseded"]
+        }
+        for i in leftNow {
+            second.append(try Self.message("terminated", e(i), id: "\(e(i))-leave", seq: 2))
+            finalOf["\(e(i))-leave"] = ["applied"]
+        }
+        try await env.stack.publish(second)
+        try await Task.sleep(for: .seconds(1))
+        try await env.stack.publish(try rescinded.map { i in
+            finalOf["\(e(i))-rescind"] = ["applied", "no_change"]
+            return try Self.message("hired", e(i), id: "\(e(i))-rescind", seq: 3, roles: ["sales"])
+        })
+
+        // Every event ends with exactly one final result; scheduled ones said so first.
+        var results: [String: [String]] = [:]
+        let deadline = ContinuousClock.now + .seconds(150)
+        while ContinuousClock.now < deadline {
+            results = try await env.results()
+            if finalOf.keys.allSatisfy({ (results[$0] ?? []).contains { $0 != "scheduled" } }) { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        try await Task.sleep(for: .seconds(2))
+        results = try await env.results()
+        for (id, acceptable) in finalOf {
+            let outcomes = results[id] ?? []
+            let finals = outcomes.filter { $0 != "scheduled" }
+            #expect(finals.count == 1 && acceptable.contains(finals[0]), "\(id): \(outcomes)")
+            if expectedScheduled.contains(id) { #expect(outcomes.first == "scheduled", "\(id) reports scheduled first: \(outcomes)") }
+        }
+        #expect(Date() >= notice.addingTimeInterval(20), "the last scheduled termination was applied at its date, not before")
+
+        let users = env.emulator.directory.allUsers
+        let byName = Dictionary(users.map { ($0.username, $0) }, uniquingKeysWith: { a, _ in a })
+        // No terminated employee has an active Duo user.
+        for i in Array(leaving) + Array(leftNow) {
+            #expect(byName[e(i).lowercased()]?.status != .active, "\(e(i)) left")
+        }
+        // Rescinded terminations left access alone; renamed employees have one user, renamed.
+        for i in rescinded { #expect(byName[e(i).lowercased()]?.status == .active, "\(e(i)) stays") }
+        for i in renamed {
+            #expect(byName["new\(i)"]?.status == .active && byName["old\(i)"] == nil, "\(e(i)) renamed, not duplicated")
+        }
+        // No employee has two Duo users: one user per username created, one per duplicate pair.
+        let created = env.emulator.directory.journal().filter { $0.operation == "create_user" }
+        #expect(created.count == users.count, "no user created twice")
+        #expect(users.count == 1000 - duplicates.count / 2, "\(users.count) users: one per employee, one per duplicate pair")
+        for pair in 0..<(duplicates.count / 2) {
+            let outcomes = [duplicates.lowerBound + 2 * pair, duplicates.lowerBound + 2 * pair + 1].map { (results["\(e($0))-hire"] ?? []).last ?? "-" }
+            #expect(outcomes.sorted() == ["applied", "dead_lettered"], "pair \(pair): \(outcomes)")
+        }
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(20)) == 0)
         await env.shutdown()
     }
 }
