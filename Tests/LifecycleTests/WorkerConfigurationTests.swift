@@ -4,7 +4,7 @@ import LifecycleWorker
 import Testing
 
 @Suite("Worker configuration")
-struct WorkerSettingsTests {
+struct WorkerConfigurationTests {
     static let minimal = """
         kafka:
           bootstrap_servers: "k1:9092,k2:9092"
@@ -36,6 +36,21 @@ struct WorkerSettingsTests {
         #expect(s.pipeline.retry.base == .seconds(1) && s.pipeline.retry.max == .seconds(300) && s.pipeline.retry.maxAge == .seconds(86400))
         #expect(s.pipeline.termination.action == .disable && !s.pipeline.termination.removeManagedGroups)
         #expect(s.storePath == "./.duo-lifecycle/state.sqlite" && s.httpPort == 8080 && s.shutdownTimeout == .seconds(30))
+        #expect(s.pipeline.termination.honorEffectiveAt && s.pipeline.commandLease == .seconds(60) && s.storeRetention == .seconds(30 * 86400))
+    }
+
+    @Test("Effective dates, leases and retention can be set")
+    func lifecycleKeys() throws {
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal + """
+
+            termination:
+              honor_effective_at: false
+            worker:
+              command_lease: 2m
+            store:
+              retention: 7d
+            """)
+        #expect(!s.pipeline.termination.honorEffectiveAt && s.pipeline.commandLease == .seconds(120) && s.storeRetention == .seconds(7 * 86400))
     }
 
     @Test("Environment variables override any key; maps take JSON, lists commas")
