@@ -111,6 +111,7 @@ let package = Package(
                 "Lifecycle",
                 "LifecycleWorker",
                 "LifecycleTools",
+                "LifecycleStore",
                 "EmbeddedStack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleStore
 import LifecycleTools
 import LifecycleWorker
 import Logging
@@ -17,14 +18,32 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(help: "Kafka bootstrap servers.") var bootstrap: String
         @Option(help: "The dead-letter topic.") var topic: String = "hr.employee.lifecycle.v1.dlq"
         @Option(help: "Only dead letters whose original record is at or after this RFC 3339 time.") var since: String?
-        @Option(help: "Only this reason: validation, duo-permanent, retries-exhausted or policy.") var reason: String?
+        @Option(help: "Only this reason: validation, duo-permanent, retries-exhausted, policy or conflict.") var reason: String?
         @Option(help: "Only this employee id (the record key).") var employee: String?
+        @Option(help: ArgumentHelp("The worker's store (store.path): the whole value of a dead letter published truncated (dlq-value-truncated) is kept there.",
+                                   valueName: "path")) var store: String?
 
         func validate() throws {
             if let since, RFC3339.parse(since) == nil { throw ValidationError("--since must be an RFC 3339 time such as 2026-11-01T00:00:00Z") }
             if let reason, DeadLetterReason(rawValue: reason) == nil {
-                throw ValidationError("--reason must be validation, duo-permanent, retries-exhausted or policy")
+                throw ValidationError("--reason must be one of \(DeadLetterReason.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            if let store, !FileManager.default.fileExists(atPath: store) { throw ValidationError("--store: no such file \(store)") }
+        }
+
+        /// The dead letter's original value: the whole one from the store when it was published
+        /// truncated, which needs --store.
+        func originalValue(_ m: KafkaConsumerMessage) throws -> [UInt8]? {
+            guard let size = m.headers[string: "dlq-value-truncated"] else { return m.value }
+            guard let store else {
+                throw ValidationError("The dead letter of \(DeadLetter(m).eventID ?? "offset \(m.offset)") was published truncated (its value had \(size) bytes); "
+                                      + "give --store with the worker's store.path to read the whole value")
+            }
+            guard let topic = m.headers[string: "kafka_dlt-original-topic"], let partition = m.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init),
+                  let offset = m.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init),
+                  let whole = try SQLiteLifecycleStore(path: store).deadLetterOriginal(topic: topic, partition: partition, offset: offset)
+            else { throw ValidationError("The store \(store) does not hold the whole value of the dead letter at offset \(m.offset) (older than store.retention?)") }
+            return whole
         }
 
         var kafka: KafkaClientConfiguration {
@@ -80,12 +99,17 @@ struct DLQCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List dead letters with their reasons.")
         @OptionGroup var filters: Filters
         @Flag(help: "One JSON object per line instead of a table.") var json = false
+        @Flag(help: "With --json: each original value whole (from --store when it was published truncated).") var show = false
 
         func run() async throws {
             let letters = try await filters.read().filter { filters.matches($0) }.map(DeadLetter.init)
             if json {
                 for l in letters {
-                    let data = try JSONSerialization.data(withJSONObject: l.json, options: [.sortedKeys, .withoutEscapingSlashes])
+                    var object = l.json
+                    if show, let whole = try filters.originalValue(l.message) {
+                        object["value"] = String(validating: whole, as: UTF8.self) ?? Data(whole).base64EncodedString()
+                    }
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     print(String(decoding: data, as: UTF8.self))
                 }
                 return
@@ -125,7 +149,8 @@ struct DLQCommand: AsyncParsableCommand {
                     throw ValidationError("Dead letter at offset \(m.offset) has no kafka_dlt-original-topic header; use --to")
                 }
                 let headers = m.headers.filter { !$0.key.hasPrefix("kafka_dlt-") && !$0.key.hasPrefix("dlq-") } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
-                return KafkaProducerMessage(topic: topic, key: m.key, value: m.value, headers: headers)
+                // A dead letter published truncated is replayed with its whole value, from the store.
+                return KafkaProducerMessage(topic: topic, key: m.key, value: try filters.originalValue(m), headers: headers)
             }
             if dryRun {
                 for (m, out) in zip(letters, messages) {

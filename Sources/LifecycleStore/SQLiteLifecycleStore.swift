@@ -275,6 +275,23 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
+    /// The whole original value of a dead letter that was published truncated, found by where
+    /// the original record was (`kafka_dlt-original-topic`, `-partition`, `-offset`).
+    public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) throws -> [UInt8]? {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL")
+            for row in rows {
+                let headers = try HeaderCoding.decode(row["headers"] as Data)
+                func header(_ name: String) -> String? { headers.last { $0.name == name }?.value.flatMap { String(validating: $0, as: UTF8.self) } }
+                if header("kafka_dlt-original-topic") == topic, header("kafka_dlt-original-partition") == String(partition),
+                   header("kafka_dlt-original-offset") == String(offset) {
+                    return (row["original_value"] as Data?).map { Array($0) }
+                }
+            }
+            return nil
+        }
+    }
+
     /// Every command, for tests and tools.
     public func allCommands() throws -> [StoredCommand] {
         try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }

@@ -8,7 +8,7 @@ public enum ProvisioningOutcome: String, Sendable, Codable {
 }
 
 /// Why an event went to the dead-letter topic (`dlq-reason`).
-public enum DeadLetterReason: String, Sendable, Codable {
+public enum DeadLetterReason: String, Sendable, Codable, CaseIterable {
     case validation, duoPermanent = "duo-permanent", retriesExhausted = "retries-exhausted", policy
     /// The employee maps to a Duo user that belongs to another employee.
     case conflict

@@ -246,6 +246,11 @@ struct CommandBusTests {
         #expect(letter.headers[string: "dlq-value-truncated"] == "1500000")
         #expect((letter.value?.count ?? 0) < 1_000_000 && letter.value?.first == UInt8(ascii: "x"))
         #expect(letter.headers[string: "ce_id"] == "poison-1" && letter.headers[string: "dlq-reason"] == "validation")
+        // The whole value stays in the store (for `dlq list --show --store` and `dlq replay --store`).
+        let original = try SQLiteLifecycleStore(path: h.storePath).deadLetterOriginal(
+            topic: WorkerHarness.topic, partition: try #require(letter.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init)),
+            offset: try #require(letter.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init)))
+        #expect(original == huge)
         try await h.stopWorker()
         await h.shutdown()
     }
