@@ -170,6 +170,10 @@ public struct StoredCommand: Sendable, Hashable {
     public var createdAt: Date
     /// Duo writes made by earlier attempts that failed part-way.
     public var doneOperations: [DuoOperationKind] = []
+
+    /// Waiting for a date still ahead (a future `effective_at`, a deletion's grace period), not
+    /// for its turn or a retry.
+    public func isScheduled(now: Date) -> Bool { state == .pending && nextAttemptAt > now }
 }
 
 /// What the outbox holds.

@@ -125,31 +125,33 @@ public final class CommandDispatcher: Service, Sendable {
         }) ?? (nil, [], [])
         // A command claimed again after its lease expired may have been overtaken by a newer one of
         // its employee, which carries the full desired state: it is superseded, never applied late.
-        if waiting.contains(where: { $0.id > stored.id }) {
-            supersede(stored, now: Date())
+        // (A newer one scheduled for later does not count: this one is due first.)
+        let now = Date()
+        if waiting.contains(where: { $0.id > stored.id && !$0.isScheduled(now: now) }) {
+            supersede(stored, now: now)
             return
         }
         // Older waiting commands (a hire due before a scheduled termination that came due first)
         // are superseded by this one: an older state is never applied after a newer one.
-        for older in waiting where older.id < stored.id { supersede(older, now: Date()) }
+        for older in waiting where older.id < stored.id { supersede(older, now: now) }
         let knownUserID = state?.duoUserID ?? linked.first
         let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
         // A leaver's calls go ahead of everything else in the Duo client's queues.
         let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
             await applier.apply(stored.command, known: known, directory: directory, ledger: StoreLedger(store: store))
         }
-        let now = Date()
+        let finished = Date()
         do {
             switch result {
             case .success(let outcome):
                 breaker.recordSuccess()
-                try complete(stored, outcome: outcome, now: now)
+                try complete(stored, outcome: outcome, now: finished)
             case .failure(.policy(let violation)) where violation.code == "conflict":
                 try deadLetter(stored, reason: .conflict, code: "conflict", message: violation.message, retriable: false,
-                               operations: [], userID: nil, attempts: stored.attempts + 1, now: now)
+                               operations: [], userID: nil, attempts: stored.attempts + 1, now: finished)
             case .failure(.policy(let violation)):
                 try deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
-                               operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: now)
+                               operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: finished)
             case .failure(.directory(let error, let operations, let userID)):
                 let outage: Bool
                 if error.isAuthenticationFailure || error.isPermissionDenied {
@@ -164,15 +166,15 @@ public final class CommandDispatcher: Service, Sendable {
                     // Not this command's fault: it waits for Duo without counting the attempt, and
                     // the outage's time does not count towards its retry age.
                     try store.write { tx in
-                        try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: now.addingTimeInterval(1),
-                                             firstFailureAt: nil, lastError: error.description, now: now)
+                        try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
+                                             firstFailureAt: nil, lastError: error.description, now: finished)
                     }
                 } else if error.isRetriable {
-                    try retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: now)
+                    try retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: finished)
                 } else {
                     breaker.recordSuccess()  // Duo answered; the request was at fault.
                     try deadLetter(stored, reason: .duoPermanent, code: error.code, message: "Duo refused the change: \(error.description)",
-                                   retriable: false, operations: operations, userID: userID, attempts: stored.attempts + 1, now: now)
+                                   retriable: false, operations: operations, userID: userID, attempts: stored.attempts + 1, now: finished)
                 }
             }
         } catch {

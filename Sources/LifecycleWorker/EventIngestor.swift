@@ -95,7 +95,7 @@ public struct EventIngestor: Sendable {
                 // left to finish. Applying a command supersedes its employee's older waiting ones.
                 let notBefore = max(now, command.applyAt ?? now)
                 for waiting in try tx.waitingCommands(employeeID: event.employeeID)
-                where notBefore <= now || (waiting.state == .pending && waiting.nextAttemptAt > now) {
+                where notBefore <= now || waiting.isScheduled(now: now) {
                     try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
                                          firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
                     if !waiting.isFollowUp {

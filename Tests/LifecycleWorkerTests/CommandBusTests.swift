@@ -328,6 +328,24 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
+    @Test("A hire due now keeps its access until a termination scheduled with it comes due, then the leaver is locked out")
+    func hireBeforeScheduledTermination() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        let leaves = Date().addingTimeInterval(5)
+        try await h.publish([WorkerHarness.event("hired", "N1", seq: 1, roles: ["sales"]),
+                             WorkerHarness.event("terminated", "N1", seq: 2, extra: ["effective_at": RFC3339.format(leaves)])])
+        try await h.waitUntil("the hire to be applied") { h.emulator.directory.user(username: "n1")?.status == .active }
+        #expect(Date() < leaves, "access before the leaving date")
+        try await h.waitUntil("the leaver to be locked out", timeout: .seconds(30)) { h.emulator.directory.user(username: "n1")?.status == .disabled }
+        #expect(Date() >= leaves.addingTimeInterval(-0.5), "not before the leaving date")
+        let results = try await h.results(count: 3, timeout: .seconds(30))
+        #expect(results.filter { $0.eventID == "N1-hired-1" }.map(\.outcome) == ["applied"])
+        #expect(results.filter { $0.eventID == "N1-terminated-2" }.map(\.outcome) == ["scheduled", "applied"])
+        try await h.stopWorker()
+        await h.shutdown()
+    }
+
     @Test("Duplicates: one event delivered three times gives one result and one round of Duo calls")
     func duplicates() async throws {
         let h = try await WorkerHarness()
