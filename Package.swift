@@ -78,6 +78,7 @@ let package = Package(
             name: "LifecycleWorker",
             dependencies: [
                 "Lifecycle", "LifecycleStore", "DuoAdmin", "Kafka",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),

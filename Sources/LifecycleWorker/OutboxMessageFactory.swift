@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Lifecycle
 import LifecycleStore
@@ -67,12 +68,37 @@ public struct OutboxMessageFactory: Sendable {
         if let error { data["error"] = ["code": error.code, "message": error.message, "retriable": error.retriable] as [String: Any] }
         let value = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         let headers: [MessageHeader] = [
-            .init("ce_specversion", "1.0"), .init("ce_id", UUID().uuidString.lowercased()), .init("ce_source", configuration.resultSource),
+            .init("ce_specversion", "1.0"), .init("ce_id", Self.resultID(for: event, record: record, outcome: outcome)),
+            .init("ce_source", configuration.resultSource),
             .init("ce_type", "duo.provisioning.result"), .init("ce_time", RFC3339.format(now)),
             .init("ce_subject", event.employeeID ?? ""), .init("content-type", "application/json"),
         ]
         return NewOutboxMessage(kind: .result, topic: configuration.resultsTopic, key: event.employeeID.map { Array($0.utf8) },
                                 value: Array(value), headers: headers)
+    }
+
+    /// A result's CloudEvents id, derived from what it is about: a UUIDv5 of the source event (its
+    /// CloudEvents source and id, or where it sat in Kafka when it had none), the outcome, and the
+    /// replay it came from, if any. A result published twice (a crash between Kafka's
+    /// acknowledgement and marking the outbox row sent) is the same CloudEvent, which consumers
+    /// drop; a scheduled event's `scheduled` and final results differ.
+    static func resultID(for event: EventIdentity, record: SourceRecord, outcome: ProvisioningOutcome) -> String {
+        let replay = record.headers.last { $0.name == "dlq-replayed-at" }?.value.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let subject = event.id.flatMap { id in event.source.map { "\($0)\n\(id)" } } ?? "kafka:\(record.topic)/\(record.partition)/\(record.offset)"
+        return uuidV5(name: "\(subject)\n\(outcome.rawValue)\n\(replay)").uuidString.lowercased()
+    }
+
+    /// The namespace of result ids (a fixed, random UUID).
+    static let resultNamespace: uuid_t = (0x6f, 0x1c, 0x2a, 0x4e, 0x9b, 0x57, 0x4d, 0x1e, 0xa3, 0x08, 0x52, 0xd4, 0x7e, 0x61, 0x0b, 0x93)
+
+    /// RFC 9562 name-based UUID, version 5 (SHA-1).
+    static func uuidV5(name: String) -> UUID {
+        var bytes = withUnsafeBytes(of: resultNamespace) { Array($0) }
+        bytes += Array(name.utf8)
+        var h = Array(Insecure.SHA1.hash(data: bytes).prefix(16))
+        h[6] = (h[6] & 0x0F) | 0x50
+        h[8] = (h[8] & 0x3F) | 0x80
+        return UUID(uuid: (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]))
     }
 
     /// The original record, byte for byte, with the dead-letter headers added.
