@@ -68,32 +68,43 @@ public final class EmbeddedStack: Sendable {
     private let emulatorServices: BackgroundServices
     private let ownsDirectory: Bool
 
-    /// Starts the cluster, creates the topics, starts the emulator and the producer.
+    /// Starts the cluster, creates the topics, starts the emulator and the producer. Whatever was
+    /// started is stopped again if a later part fails.
     public init(options: Options = Options(), logger: Logger) async throws {
         self.options = options
         self.logger = logger
-        cluster = try KafkaMockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(options.lifecycleTopic, partitions: options.partitions)
-        try cluster.createTopic(options.resultsTopic, partitions: options.resultsPartitions)
-        try cluster.createTopic(options.deadLetterTopic, partitions: 1)
-
-        var emulatorConfig = DuoEmulatorConfiguration(integrations: [options.integrationKey: DuoSecretKey(options.secretKey)])
-        emulatorConfig.faults = options.faults
-        emulatorConfig.controlEnabled = options.controlAPI
-        emulator = try DuoEmulator(configuration: emulatorConfig, logger: logger)
-        let running = try await EmbeddedEmulator.start(emulator, logger: logger)
-        emulatorURL = running.url
-        emulatorServices = running.services
-
-        ownsDirectory = options.directory == nil
-        directory = options.directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-\(UUID().uuidString)").path
+        let ownsDirectory = options.directory == nil
+        let directory = options.directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(options.secretKey.utf8).write(to: URL(fileURLWithPath: Self.secretKeyFile(in: directory)))
+        self.directory = directory
+        self.ownsDirectory = ownsDirectory
 
-        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
-        producerConfig.client.statisticsInterval = nil
-        producerConfig.queueBufferingMaxMessages = options.producerQueueMessages
-        producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        var running: EmbeddedEmulator?
+        do {
+            try cluster.createTopic(options.lifecycleTopic, partitions: options.partitions)
+            try cluster.createTopic(options.resultsTopic, partitions: options.resultsPartitions)
+            try cluster.createTopic(options.deadLetterTopic, partitions: 1)
+            var emulatorConfig = DuoEmulatorConfiguration(integrations: [options.integrationKey: DuoSecretKey(options.secretKey)])
+            emulatorConfig.faults = options.faults
+            emulatorConfig.controlEnabled = options.controlAPI
+            running = try await EmbeddedEmulator.start(try DuoEmulator(configuration: emulatorConfig, logger: logger), logger: logger)
+            var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
+            producerConfig.client.statisticsInterval = nil
+            producerConfig.queueBufferingMaxMessages = options.producerQueueMessages
+            producer = try KafkaProducer(configuration: producerConfig, logger: logger)
+        } catch {
+            await running?.stop()
+            await cluster.shutdown()
+            if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            throw error
+        }
+        self.cluster = cluster
+        guard let running else { throw EmbeddedStackError("The Duo emulator did not start") }
+        emulator = running.emulator
+        emulatorURL = running.url
+        emulatorServices = running.services
     }
 
     public var bootstrapServers: String { cluster.bootstrapServers }
