@@ -332,7 +332,8 @@ struct CommandBusTests {
     func hireBeforeScheduledTermination() async throws {
         let h = try await WorkerHarness()
         try h.startWorker()
-        let leaves = Date().addingTimeInterval(5)
+        // A leaving date well ahead, so that even a slow machine ingests both events before it.
+        let leaves = Date().addingTimeInterval(15)
         try await h.publish([WorkerHarness.event("hired", "N1", seq: 1, roles: ["sales"]),
                              WorkerHarness.event("terminated", "N1", seq: 2, extra: ["effective_at": RFC3339.format(leaves)])])
         try await h.waitUntil("the hire to be applied") { h.emulator.directory.user(username: "n1")?.status == .active }
