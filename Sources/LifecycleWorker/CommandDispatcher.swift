@@ -225,6 +225,11 @@ public final class CommandDispatcher: Service, Sendable {
                 state.duoUserID = outcome.operations.last == .deleteUser ? nil : (outcome.userID ?? state.duoUserID)
                 try tx.saveEmployeeState(state)
             }
+            // The link follows a rename, so the next employee who wants this username is a conflict
+            // at once, and the old one is free again.
+            if let userID = outcome.userID, let username = stored.command.desired.username {
+                _ = try tx.claimDuoUser(userID, username: username, employeeID: stored.command.employeeID)
+            }
             if let deleteAt = outcome.deleteAt, try tx.waitingCommand(employeeID: stored.command.employeeID) == nil {
                 try tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
             }
