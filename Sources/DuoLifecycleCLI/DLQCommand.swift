@@ -163,12 +163,21 @@ struct DLQCommand: AsyncParsableCommand {
             quiet.logLevel = .error
             var config = KafkaProducerConfiguration(bootstrapServers: filters.kafka.bootstrapServers)
             config.client.statisticsInterval = nil
+            // A record that its topic once took (a whole value read back from the store) must fit
+            // again: allow the largest one, with room for its headers.
+            let largest = messages.map { ($0.value?.count ?? 0) + ($0.key?.count ?? 0) }.max() ?? 0
+            config.client.additionalProperties["message.max.bytes"] = String(max(1_000_000, largest + 65_536))
             let producer = try KafkaProducer(configuration: config, logger: quiet)
             var replayed = 0, failed = 0
             for start in stride(from: 0, to: messages.count, by: 100) {
                 let chunk = Array(messages[start..<min(messages.count, start + 100)])
-                for r in await producer.send(batch: chunk) {
-                    if case .success = r { replayed += 1 } else { failed += 1 }
+                for (message, r) in zip(chunk, await producer.send(batch: chunk)) {
+                    switch r {
+                    case .success: replayed += 1
+                    case .failure(let error):
+                        failed += 1
+                        FileHandle.standardError.write(Data("not replayed: \(message.headers[string: "ce_id"] ?? "?") → \(message.topic): \(error)\n".utf8))
+                    }
                 }
                 if messages.count > 100 { FileHandle.standardError.write(Data("replayed \(replayed + failed)/\(messages.count)\n".utf8)) }
             }

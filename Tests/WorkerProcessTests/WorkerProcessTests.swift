@@ -49,6 +49,44 @@ struct WorkerProcessTests {
         }
     }
 
+    @Test("A dead letter published truncated: dlq list --show --store prints it whole; dlq replay needs --store and then replays it whole")
+    func truncatedDeadLetters() async throws {
+        let env = try await WorkerEnvironment()
+        let config = try env.writeConfig(httpPort: WorkerEnvironment.freePort())
+        let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
+        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [env.cluster.bootstrapServers])
+        producerConfig.client.statisticsInterval = nil
+        producerConfig.client.additionalProperties["message.max.bytes"] = "4000000"
+        let big = try KafkaProducer(configuration: producerConfig, logger: env.logger)
+        let huge = String(repeating: "y", count: 1_200_000)
+        let poison = KafkaProducerMessage(topic: "hr.employee.lifecycle.v1", key: Array("T1".utf8), value: Array(huge.utf8), headers: [
+            KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: "big-1"),
+            KafkaHeader(key: "ce_source", string: "urn:test:hr"), KafkaHeader(key: "ce_type", string: "hr.employee.hired"),
+            KafkaHeader(key: "ce_time", string: "2026-11-02T09:00:00Z"), KafkaHeader(key: "content-type", string: "application/json"),
+        ])
+        for r in await big.send(batch: [poison]) { _ = try r.get() }
+        await big.shutdown()
+        _ = try await env.waitForResults(["big-1"])
+        let store = env.stack.storePath()
+        let bootstrap = env.cluster.bootstrapServers
+        let shown = try await CLIProcess.run(["dlq", "list", "--bootstrap", bootstrap, "--json", "--show", "--store", store], directory: env.directory)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let line = try #require(shown.stdout.split(separator: "\n").first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((object["value"] as? String)?.count == huge.count, "the whole value, from the store")
+        #expect((object["headers"] as? [String: String])?["dlq-value-truncated"] == "1200000")
+        let refused = try await CLIProcess.run(["dlq", "replay", "--bootstrap", bootstrap, "--event-id", "big-1"], directory: env.directory)
+        #expect(refused.status == 2 && refused.stderr.contains("--store"), "a cut value is never replayed: \(refused.stderr)")
+        let replayed = try await CLIProcess.run(["dlq", "replay", "--bootstrap", bootstrap, "--event-id", "big-1", "--store", store], directory: env.directory)
+        #expect(replayed.status == 0 && replayed.stdout.contains("Replayed 1 dead letter(s)."), "\(replayed.stdout)\(replayed.stderr)")
+        let end = TopicReader(kafka: env.kafka, logger: env.logger)
+        let republished = try await end.readAll(topic: "hr.employee.lifecycle.v1").filter { $0.headers[string: "dlq-replayed-at"] != nil }
+        #expect(republished.count == 1 && republished.first?.value?.count == huge.count, "replayed whole")
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(20)) == 0)
+        await env.shutdown()
+    }
+
     @Test("run: health, metrics, events via publish, SIGTERM exits 0 in time, and a restart continues with nothing lost")
     func runProcess() async throws {
         let env = try await WorkerEnvironment()
