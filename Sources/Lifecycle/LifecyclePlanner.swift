@@ -121,8 +121,10 @@ public struct LifecyclePlanner: Sendable {
         employee.knownUsernames = [username] + (employee.knownUsernames ?? []).filter { $0 != username }
         employee.desired = desired
         employee.lastAccepted = ordering
+        // A command that locks someone out is a termination whatever event carried it (an update
+        // during a notice period carries the scheduled lockout too).
         var command = ProvisioningCommand(employeeID: event.employeeID, desired: desired,
-                                          priority: event.type == .terminated ? .termination : .normal,
+                                          priority: desired.terminated ? .termination : .normal,
                                           eventID: event.id, eventSource: event.source, eventType: event.type)
         // Only a date after the event's own time is a schedule; anything else applies at once.
         command.applyAt = applyAt.flatMap { $0 > event.time ? $0 : nil }

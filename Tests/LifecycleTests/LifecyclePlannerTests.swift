@@ -117,6 +117,7 @@ struct LifecyclePlannerTests {
         #expect(pending?.desired.terminated == true)
         guard case .command(let update, let updated) = planner.plan(event(.updated, at: 300, first: "Ada"), state: pending) else { Issue.record("no command"); return }
         #expect(update.desired.terminated && update.applyAt == Date(timeIntervalSince1970: 10_000), "an update never brings a lockout forward or cancels it")
+        #expect(update.priority == .termination, "the lockout it now carries keeps a termination's priority")
         guard case .command(let rescind, _) = planner.plan(event(.hired, at: 400, roles: ["sales"]), state: updated) else { Issue.record("no command"); return }
         #expect(!rescind.desired.terminated && rescind.desired.status == .active && rescind.desired.groups == ["Sales"])
         #expect(rescind.applyAt == nil || rescind.applyAt == Date(timeIntervalSince1970: 400))
