@@ -161,11 +161,12 @@ public final class CommandDispatcher: Service, Sendable {
                 } else {
                     outage = false
                 }
-                try remember(stored, operations: operations, userID: userID)
                 if outage {
                     // Not this command's fault: it waits for Duo without counting the attempt, and
-                    // the outage's time does not count towards its retry age.
+                    // the outage's time does not count towards its retry age. The writes it made
+                    // are kept for its result (the Duo user it found or created is linked already).
                     try store.write { tx in
+                        try tx.addDoneOperations(commandID: stored.id, operations)
                         try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
                                              firstFailureAt: nil, lastError: error.description, now: finished)
                     }
@@ -184,29 +185,9 @@ public final class CommandDispatcher: Service, Sendable {
         outboxWakeup?.signal()
     }
 
-    /// Keeps what a failed attempt did: the writes it made (for the result that eventually
-    /// reports this event) and the Duo user it found or created.
-    private func remember(_ stored: StoredCommand, operations: [DuoOperationKind], userID: String?) throws {
-        guard !operations.isEmpty || userID != nil else { return }
-        try store.write { tx in
-            try tx.addDoneOperations(commandID: stored.id, operations)
-            if let userID, var state = try tx.employeeState(stored.command.employeeID), state.duoUserID != userID {
-                state.duoUserID = userID
-                try tx.saveEmployeeState(state)
-            }
-        }
-    }
-
     private func supersede(_ stored: StoredCommand, now: Date) {
         do {
-            try store.write { tx in
-                try tx.updateCommand(id: stored.id, state: .superseded, attempts: stored.attempts, nextAttemptAt: nil,
-                                     firstFailureAt: stored.firstFailureAt, lastError: stored.lastError, now: now)
-                if !stored.isFollowUp {
-                    try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .superseded, operations: stored.doneOperations,
-                                                  attempts: stored.attempts, now: now))
-                }
-            }
+            try store.write { tx in try factory.supersede(stored, in: tx, now: now) }
         } catch {
             logger.error("Could not record a superseded command; its lease will expire and it is checked again",
                          metadata: ["command": "\(stored.id)", "error": "\(error)"])
@@ -234,7 +215,7 @@ public final class CommandDispatcher: Service, Sendable {
                 try tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
             }
             if !stored.isFollowUp {
-                try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
+                try tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
                                               operations: operations, attempts: stored.attempts + 1, now: now))
             }
         }
@@ -258,6 +239,7 @@ public final class CommandDispatcher: Service, Sendable {
         }
         let delay = policy.delay(afterAttempts: attempts)
         try store.write { tx in
+            try tx.addDoneOperations(commandID: stored.id, operations)
             try tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay / .seconds(1)),
                                  firstFailureAt: firstFailure, lastError: error.description, now: now)
         }
@@ -275,7 +257,7 @@ public final class CommandDispatcher: Service, Sendable {
             if !stored.isFollowUp {
                 try tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
                                                   firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now))
-                try tx.enqueue(factory.result(for: identity(stored), record: stored.source, outcome: .deadLettered, userID: userID,
+                try tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: .deadLettered, userID: userID,
                                               operations: stored.doneOperations + operations, attempts: attempts,
                                               error: .init(code: code, message: message, retriable: retriable), now: now))
             }
@@ -284,10 +266,6 @@ public final class CommandDispatcher: Service, Sendable {
         Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", "dead_lettered")]).increment()
         logger.warning("Command dead-lettered", metadata: ["employee": "\(stored.command.employeeID)", "event": "\(stored.command.eventID)",
                                                            "reason": "\(reason.rawValue)", "error": "\(message)"])
-    }
-
-    private func identity(_ stored: StoredCommand) -> OutboxMessageFactory.EventIdentity {
-        .init(id: stored.command.eventID, source: stored.command.eventSource, type: stored.command.eventType.rawValue, employeeID: stored.command.employeeID)
     }
 }
 

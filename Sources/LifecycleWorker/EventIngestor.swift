@@ -96,15 +96,7 @@ public struct EventIngestor: Sendable {
                 let notBefore = max(now, command.applyAt ?? now)
                 for waiting in try tx.waitingCommands(employeeID: event.employeeID)
                 where notBefore <= now || waiting.isScheduled(now: now) {
-                    try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
-                                         firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
-                    if !waiting.isFollowUp {
-                        let old = OutboxMessageFactory.EventIdentity(id: waiting.command.eventID, source: waiting.command.eventSource,
-                                                                     type: waiting.command.eventType.rawValue, employeeID: waiting.command.employeeID)
-                        try tx.enqueue(factory.result(for: old, record: waiting.source, outcome: .superseded, operations: waiting.doneOperations,
-                                                      attempts: waiting.attempts, now: now))
-                        summary.superseded += 1
-                    }
+                    if try factory.supersede(waiting, in: tx, now: now) { summary.superseded += 1 }
                 }
                 // An event effective later waits for its date, durably (a restart keeps the schedule).
                 try tx.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))

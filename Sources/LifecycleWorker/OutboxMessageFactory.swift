@@ -125,4 +125,24 @@ public struct OutboxMessageFactory: Sendable {
     }
 }
 
+extension OutboxMessageFactory.EventIdentity {
+    /// The event a command came from.
+    public init(_ command: ProvisioningCommand) {
+        self.init(id: command.eventID, source: command.eventSource, type: command.eventType.rawValue, employeeID: command.employeeID)
+    }
+}
 
+extension OutboxMessageFactory {
+    /// Marks a waiting command superseded by a newer one of its employee and, unless it is a
+    /// follow-up, publishes its event's result (with the writes its attempts made). Returns
+    /// whether a result was written.
+    @discardableResult
+    func supersede(_ waiting: StoredCommand, in tx: any LifecycleStoreTransaction, now: Date) throws -> Bool {
+        try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
+                             firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
+        guard !waiting.isFollowUp else { return false }
+        try tx.enqueue(result(for: EventIdentity(waiting.command), record: waiting.source, outcome: .superseded,
+                              operations: waiting.doneOperations, attempts: waiting.attempts, now: now))
+        return true
+    }
+}
