@@ -156,7 +156,8 @@ struct CommandBusTests {
     func effectiveDatesScheduling() async throws {
         let h = try await WorkerHarness()
         try h.startWorker()
-        let due = Date().addingTimeInterval(6)
+        // Far enough ahead that a busy machine ingests the events and restarts the worker before it.
+        let due = Date().addingTimeInterval(20)
         let hires = ["S1", "S2"].map { WorkerHarness.event("hired", $0, seq: 1, roles: ["sales"], extra: ["effective_at": RFC3339.format(due)]) }
         try await h.publish(hires)
         let scheduled = try await h.results(count: 2, timeout: .seconds(30), settle: .milliseconds(500))
@@ -332,15 +333,18 @@ struct CommandBusTests {
     func hireBeforeScheduledTermination() async throws {
         let h = try await WorkerHarness()
         try h.startWorker()
-        // A leaving date well ahead, so that even a slow machine ingests both events before it.
-        let leaves = Date().addingTimeInterval(15)
+        // The worker is consuming before the two events go in (a busy machine can take seconds to
+        // assign partitions), so both are ingested before the leaving date.
+        try await h.publish([WorkerHarness.event("hired", "WARM", seq: 1, roles: ["sales"])])
+        _ = try await h.results(count: 1, timeout: .seconds(60), settle: .zero)
+        let leaves = Date().addingTimeInterval(10)
         try await h.publish([WorkerHarness.event("hired", "N1", seq: 1, roles: ["sales"]),
                              WorkerHarness.event("terminated", "N1", seq: 2, extra: ["effective_at": RFC3339.format(leaves)])])
         try await h.waitUntil("the hire to be applied") { h.emulator.directory.user(username: "n1")?.status == .active }
         #expect(Date() < leaves, "access before the leaving date")
         try await h.waitUntil("the leaver to be locked out", timeout: .seconds(30)) { h.emulator.directory.user(username: "n1")?.status == .disabled }
         #expect(Date() >= leaves.addingTimeInterval(-0.5), "not before the leaving date")
-        let results = try await h.results(count: 3, timeout: .seconds(30))
+        let results = try await h.results(count: 4, timeout: .seconds(30))
         #expect(results.filter { $0.eventID == "N1-hired-1" }.map(\.outcome) == ["applied"])
         #expect(results.filter { $0.eventID == "N1-terminated-2" }.map(\.outcome) == ["scheduled", "applied"])
         try await h.stopWorker()
