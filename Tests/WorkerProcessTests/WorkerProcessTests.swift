@@ -249,8 +249,15 @@ struct LeaverLockoutProcessTests {
     @Test("Future-dated hires and terminations, rescissions, renames during group-add failures and duplicate usernames end right")
     func mixedLifecycle() async throws {
         let env = try await WorkerEnvironment()
-        let config = try env.writeConfig(httpPort: WorkerEnvironment.freePort(), requestsPerSecond: 2000)
+        let port = WorkerEnvironment.freePort()
+        let config = try env.writeConfig(httpPort: port, requestsPerSecond: 2000)
         let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
+        // Ready (partitions assigned) before anything is published, so the schedules below start
+        // when the worker can see them.
+        let readyBy = ContinuousClock.now + .seconds(60)
+        while await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz")?.status != 200 && ContinuousClock.now < readyBy {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         let start = Date()
         func due(_ i: Int) -> Date { start.addingTimeInterval(5 + Double(i % 16)) }  // 5 to 20 s from now
         func e(_ i: Int) -> String { String(format: "E%04d", i) }
