@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C bindings over Debian's librdkafka-dev (2.0.x) or any newer librdkafka.
@@ -68,10 +70,17 @@ let package = Package(
         // The lifecycle domain: events, contracts, mapping policy, desired state, commands, diff.
         // It imports no Kafka, SQL or HTTP code.
         .target(name: "Lifecycle"),
-        // The store: inbox, employees, commands and outbox, in SQLite through GRDB.
+        // The store: inbox, employees, commands and outbox, in SQLite through GRDB or in a shared
+        // PostgreSQL through PostgresNIO.
         .target(
             name: "LifecycleStore",
-            dependencies: ["Lifecycle", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Lifecycle",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The worker wiring: adapters from the domain's ports to the Duo client and Kafka.
         .target(
@@ -133,6 +142,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What several test targets share: the throwaway PostgreSQL server's databases.
+        .target(
+            name: "TestSupport",
+            dependencies: ["LifecycleStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
         .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
@@ -141,10 +156,12 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            "TestSupport",
         ]),
         .testTarget(name: "WorkerProcessTests", dependencies: [
-            "LifecycleWorker", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
+            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            "TestSupport",
         ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client"),

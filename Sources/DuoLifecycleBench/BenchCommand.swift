@@ -16,6 +16,13 @@ struct BenchCommand: AsyncParsableCommand {
 
         Scenarios: \(BenchScenario.allCases.map(\.rawValue).joined(separator: ", ")). Without \
         --scenario every one runs. The figures are reports, not pass/fail checks.
+
+        The pipeline scenarios run on SQLite unless --store postgres names a server (--postgres-url, \
+        or BENCH_POSTGRES_URL); each run then gets a new database on it, and --replicas N runs N \
+        worker processes sharing it. scripts/with-postgres starts a throwaway server:
+          scripts/with-postgres sh -c '.build-release/release/duo-lifecycle-bench --scenario throughput \
+            --store postgres --postgres-url "$TEST_POSTGRES_URL" --replicas 3'
+        
         """,
         subcommands: [WorkerMode.self]
     )
@@ -29,12 +36,30 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Log level for the pieces under test (logs go to standard error).")
     var logLevel: Logger.Level = .error
 
+    @Option(help: "The worker's store: sqlite or postgres.")
+    var store: BenchStoreKind = .sqlite
+
+    @Option(help: "With --store postgres: a PostgreSQL server URL on which each run creates its own database (default: BENCH_POSTGRES_URL).")
+    var postgresURL: String?
+
+    @Option(help: "Worker processes sharing the store (more than one needs --store postgres).")
+    var replicas: Int = 1
+
+    func validate() throws {
+        guard replicas >= 1 && replicas <= 16 else { throw ValidationError("--replicas must be 1 to 16") }
+        if replicas > 1 && store == .sqlite { throw ValidationError("--replicas \(replicas) needs --store postgres: a SQLite store serves one worker") }
+        if store == .postgres && (postgresURL ?? ProcessInfo.processInfo.environment["BENCH_POSTGRES_URL"]) == nil {
+            throw ValidationError("--store postgres needs --postgres-url or BENCH_POSTGRES_URL (scripts/with-postgres starts a throwaway server)")
+        }
+    }
+
     func run() async throws {
         var logger = Logger(label: "duo-lifecycle.bench") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = logLevel
-        let report = BenchReport(json: json)
+        let target = BenchStore(kind: store, serverURL: postgresURL ?? ProcessInfo.processInfo.environment["BENCH_POSTGRES_URL"], replicas: replicas)
+        let report = BenchReport(json: json, context: ["store": store.rawValue, "replicas": "\(replicas)"])
         for s in scenario.map({ [$0] }) ?? BenchScenario.allCases {
-            try await s.run(report: report, logger: logger)
+            try await s.run(report: report, store: target, logger: logger)
         }
         report.finish()
     }
@@ -43,12 +68,13 @@ struct BenchCommand: AsyncParsableCommand {
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     case throughput, lockout, ingest, ratelimit, kafka
 
-    func run(report: BenchReport, logger: Logger) async throws {
+    func run(report: BenchReport, store: BenchStore, logger: Logger) async throws {
+        let pipeline = PipelineBenchmarks(logger: logger, store: store)
         switch self {
-        case .throughput: try await PipelineBenchmarks(logger: logger).throughput(report: report)
-        case .lockout: try await PipelineBenchmarks(logger: logger).lockout(report: report)
-        case .ingest: try await PipelineBenchmarks(logger: logger).ingest(report: report)
-        case .ratelimit: try await PipelineBenchmarks(logger: logger).ratelimit(report: report)
+        case .throughput: try await pipeline.throughput(report: report)
+        case .lockout: try await pipeline.lockout(report: report)
+        case .ingest: try await pipeline.ingest(report: report)
+        case .ratelimit: try await pipeline.ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)
         }
     }
@@ -56,21 +82,36 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
+enum BenchStoreKind: String, CaseIterable, ExpressibleByArgument, Sendable { case sqlite, postgres }
+
+/// Where the scenario's workers keep their state.
+struct BenchStore: Sendable {
+    var kind: BenchStoreKind
+    var serverURL: String?
+    var replicas: Int
+}
+
 /// Collects figures and prints them as a table or as JSON lines.
 final class BenchReport: Sendable {
     struct Row { var scenario: String; var metric: String; var value: Double; var unit: String }
     private let json: Bool
+    /// Added to every JSON line: the store and the number of replicas the figures came from.
+    private let context: [String: String]
     private let rowState = Mutex<[Row]>([])
     private var rows: [Row] { rowState.withLock { $0 } }
 
-    init(json: Bool) { self.json = json }
+    init(json: Bool, context: [String: String] = [:]) {
+        self.json = json
+        self.context = context
+    }
 
     func record(_ scenario: String, _ metric: String, _ value: Double, _ unit: String) {
         let row = Row(scenario: scenario, metric: metric, value: value, unit: unit)
         rowState.withLock { $0.append(row) }
         if json {
             // Strings and finite numbers only, so serialising cannot fail; a NaN is printed as null.
-            let object: [String: Any] = ["scenario": scenario, "metric": metric, "value": value.isFinite ? value : NSNull(), "unit": unit]
+            var object: [String: Any] = ["scenario": scenario, "metric": metric, "value": value.isFinite ? value : NSNull(), "unit": unit]
+            for (k, v) in context { object[k] = v }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             print(String(decoding: data, as: UTF8.self))
         } else {

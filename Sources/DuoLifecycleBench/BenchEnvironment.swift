@@ -5,25 +5,30 @@ import Foundation
 import GRDB
 import Kafka
 import Lifecycle
+import LifecycleStore
 import LifecycleTools
 import LifecycleWorker
 import Synchronization
 import Logging
 
 /// The real pipeline for a scenario: the embedded stack (Kafka cluster and emulator) in this
-/// process, the worker as a separate process (this executable in `worker` mode), and its SQLite
-/// store in the stack's scratch folder. Nothing inside the pipeline is mocked.
+/// process, the workers as separate processes (this executable in `worker` mode), and their store:
+/// a SQLite file in the stack's scratch folder, or a new database on a PostgreSQL server that the
+/// replicas share. Nothing inside the pipeline is mocked.
 final class BenchEnvironment: Sendable {
     static let topic = "hr.employee.lifecycle.v1"
 
     let stack: EmbeddedStack
     let logger: Logger
-    private let worker = Mutex<Process?>(nil)
+    let store: BenchStore
+    private let workers = Mutex<[Process]>([])
+    private let postgres = Mutex<PostgresLifecycleStore?>(nil)
 
     /// - Parameter partitions: partitions of the lifecycle topic. librdkafka's mock cluster keeps
     ///   about 5 MB per partition and drops older messages, so a large backlog needs more partitions.
-    init(faults: DuoEmulatorFaults, logger: Logger, partitions: Int32 = 6) async throws {
+    init(faults: DuoEmulatorFaults, store: BenchStore, logger: Logger, partitions: Int32 = 6) async throws {
         self.logger = logger
+        self.store = store
         var options = EmbeddedStack.Options()
         options.partitions = partitions
         options.resultsPartitions = 6
@@ -35,48 +40,64 @@ final class BenchEnvironment: Sendable {
     var emulator: DuoEmulator { stack.emulator }
     var storePath: String { stack.storePath() }
 
-    /// Starts the worker process with these settings.
-    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8) throws {
+    /// Starts the worker processes (`store.replicas` of them) with these settings; with several,
+    /// `requestsPerSecond` is shared among them, as one Duo account's limit would be.
+    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8) async throws {
         var options = EmbeddedStack.WorkerOptions()
-        options.requestsPerSecond = requestsPerSecond
+        options.requestsPerSecond = requestsPerSecond / Double(store.replicas)
         options.maxConcurrency = maxConcurrency
         options.retryBase = "200ms"
         options.retryMax = "5s"
         options.logLevel = ProcessInfo.processInfo.environment["BENCH_WORKER_LOG_LEVEL"] ?? "error"
-        let config = try stack.writeConfig(options)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["worker", "--config", config]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.standardError
-        try process.run()
-        worker.withLock { $0 = process }
+        if store.kind == .postgres, let url = store.serverURL {
+            let name = "bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+            let database = try await PostgresLifecycleStore.createDatabase(String(name), on: try PostgresStoreConfiguration(url: url), logger: logger)
+            options.storeURL = database.url
+            // Migrate once here, and keep a connection for the counts the scenarios read.
+            let opened = try await PostgresLifecycleStore(configuration: database, logger: logger)
+            postgres.withLock { $0 = opened }
+        }
+        for replica in 0..<store.replicas {
+            options.workerID = "bench-worker-\(replica)"
+            let config = try stack.writeConfig(options, name: "worker-\(replica).yaml")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            process.arguments = ["worker", "--config", config]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.standardError
+            try process.run()
+            workers.withLock { $0.append(process) }
+        }
     }
 
     func stopWorker() async {
-        guard let worker = worker.withLock({ $0 }), worker.isRunning else { return }
-        worker.terminate()
-        for _ in 0..<400 where worker.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+        let running = workers.withLock { $0 }.filter(\.isRunning)
+        for worker in running { worker.terminate() }
+        for _ in 0..<400 where running.contains(where: \.isRunning) { try? await Task.sleep(for: .milliseconds(50)) }
     }
 
-    /// The worker process's resident and peak resident memory, in MB.
+    /// The largest resident and peak resident memory of the worker processes, in MB.
     func workerMemory() -> (rss: Double, peak: Double)? {
-        guard let pid = worker.withLock({ $0?.processIdentifier }),
-              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        func kb(_ field: String) -> Double? {
-            status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
-                .flatMap { Double($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
+        let figures = workers.withLock { $0 }.compactMap { worker -> (Double, Double)? in
+            guard let status = try? String(contentsOfFile: "/proc/\(worker.processIdentifier)/status", encoding: .utf8) else { return nil }
+            func kb(_ field: String) -> Double? {
+                status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+                    .flatMap { Double($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
+            }
+            guard let rss = kb("VmRSS"), let peak = kb("VmHWM") else { return nil }
+            return (rss / 1024, peak / 1024)
         }
-        guard let rss = kb("VmRSS"), let peak = kb("VmHWM") else { return nil }
-        return (rss / 1024, peak / 1024)
+        guard !figures.isEmpty else { return nil }
+        return (figures.map(\.0).max() ?? 0, figures.map(\.1).max() ?? 0)
     }
 
-    /// Counts in the worker's store, read without disturbing it.
-    func storeCount(_ sql: String) -> Int {
+    /// Events in the workers' inbox, read without disturbing them.
+    func inboxCount() async -> Int {
+        if let postgres = postgres.withLock({ $0 }) { return (try? await postgres.count("inbox")) ?? 0 }
         guard FileManager.default.fileExists(atPath: storePath),
               let db = try? DatabaseQueue(path: storePath, configuration: { var c = Configuration(); c.readonly = true; c.busyMode = .timeout(2); return c }())
         else { return 0 }
-        return (try? db.read { try Int.fetchOne($0, sql: sql) }) ?? 0
+        return (try? await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM inbox") }) ?? 0
     }
 
     func publish(_ messages: [KafkaProducerMessage]) async throws { try await stack.publish(messages) }
@@ -114,6 +135,7 @@ final class BenchEnvironment: Sendable {
 
     func shutdown() async {
         await stopWorker()
+        await postgres.withLock { $0 }?.close()
         await stack.shutdown()
     }
 }

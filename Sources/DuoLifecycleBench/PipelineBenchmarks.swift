@@ -8,12 +8,13 @@ import Synchronization
 /// The four pipeline scenarios. Each runs the real pipeline end to end.
 struct PipelineBenchmarks {
     let logger: Logger
+    var store = BenchStore(kind: .sqlite, serverURL: nil, replicas: 1)
 
     func progress(_ s: String) { FileHandle.standardError.write(Data("  … \(s)\n".utf8)) }
 
     /// 20,000 events over 10,000 employees, published before the worker starts; no latency, no limit.
     func throughput(report: BenchReport) async throws {
-        let env = try await BenchEnvironment(faults: DuoEmulatorFaults(), logger: logger)
+        let env = try await BenchEnvironment(faults: DuoEmulatorFaults(), store: store, logger: logger)
         var messages: [KafkaProducerMessage] = []
         for i in 0..<10_000 {
             let e = "T\(i)"
@@ -24,7 +25,7 @@ struct PipelineBenchmarks {
         }
         progress("publishing \(messages.count) events")
         try await env.publish(messages)
-        try env.startWorker(requestsPerSecond: 100_000, maxConcurrency: 16)
+        try await env.startWorker(requestsPerSecond: 100_000, maxConcurrency: 16)
         let peak = Mutex(0.0)
         let sampler = Task { while !Task.isCancelled { if let m = env.workerMemory() { peak.withLock { $0 = max($0, m.peak) } }; try? await Task.sleep(for: .milliseconds(200)) } }
         let results = try await env.awaitResults(count: messages.count, timeout: .seconds(900))
@@ -77,9 +78,9 @@ struct PipelineBenchmarks {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 100
         faults.latencyMs = 20
-        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
         _ = env.emulator.directory.seed(users: (0..<50).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com", groups: ["Sales"]) }, groups: [])
-        try env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
+        try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
         progress("publishing 5,000 hires")
         try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
         try await Task.sleep(for: .seconds(5))
@@ -111,16 +112,16 @@ struct PipelineBenchmarks {
         var faults = DuoEmulatorFaults()
         faults.failAll = 503
         // 24 partitions: the mock cluster keeps about 5 MB per partition, and 100,000 events would overflow 6.
-        let env = try await BenchEnvironment(faults: faults, logger: logger, partitions: 24)
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger, partitions: 24)
         progress("publishing 100,000 events")
         try await env.publish(try (0..<100_000).map { try BenchEnvironment.event("hired", "I\($0)", seq: 1, roles: ["engineering"]) })
-        try env.startWorker(requestsPerSecond: 1000, maxConcurrency: 8)
+        try await env.startWorker(requestsPerSecond: 1000, maxConcurrency: 8)
         var start: ContinuousClock.Instant?
         var rss10k: Double?, rss100k: Double?
         var count = 0
         let deadline = ContinuousClock.now + .seconds(600)
         while count < 100_000 && ContinuousClock.now < deadline {
-            count = env.storeCount("SELECT COUNT(*) FROM inbox")
+            count = await env.inboxCount()
             if count > 0 && start == nil { start = .now }
             if count >= 10_000 && rss10k == nil { rss10k = env.workerMemory()?.rss }
             try await Task.sleep(for: .milliseconds(100))
@@ -139,9 +140,9 @@ struct PipelineBenchmarks {
     func ratelimit(report: BenchReport) async throws {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 50
-        let env = try await BenchEnvironment(faults: faults, logger: logger)
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
         try await env.publish(try (0..<2000).map { try BenchEnvironment.event("hired", "R\($0)", seq: 1, roles: ["sales"]) })
-        try env.startWorker(requestsPerSecond: 50, maxConcurrency: 8)
+        try await env.startWorker(requestsPerSecond: 50, maxConcurrency: 8)
         func totals() -> (ok: Int, throttled: Int, all: Int) {
             let values = env.emulator.counters.values
             let all = values.flatMap(\.values).reduce(0, +)

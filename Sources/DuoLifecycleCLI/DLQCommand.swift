@@ -20,20 +20,27 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(help: "Only dead letters whose original record is at or after this RFC 3339 time.") var since: String?
         @Option(help: "Only this reason: validation, duo-permanent, retries-exhausted, policy or conflict.") var reason: String?
         @Option(help: "Only this employee id (the record key).") var employee: String?
-        @Option(help: ArgumentHelp("The worker's store (store.path): the whole value of a dead letter published truncated (dlq-value-truncated) is kept there.",
-                                   valueName: "path")) var store: String?
+        @Option(help: ArgumentHelp("The worker's store, as a SQLite path (store.path) or a postgres:// URL (store.url; the password from "
+                                   + "PGPASSWORD if the URL has none): the whole value of a dead letter published truncated (dlq-value-truncated) is kept there.",
+                                   valueName: "path-or-url")) var store: String?
 
         func validate() throws {
             if let since, RFC3339.parse(since) == nil { throw ValidationError("--since must be an RFC 3339 time such as 2026-11-01T00:00:00Z") }
             if let reason, DeadLetterReason(rawValue: reason) == nil {
                 throw ValidationError("--reason must be one of \(DeadLetterReason.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if let store, !FileManager.default.fileExists(atPath: store) { throw ValidationError("--store: no such file \(store)") }
+            if let store {
+                if store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") {
+                    do { _ = try PostgresStoreConfiguration(url: store) } catch { throw ValidationError("--store: \(error.description)") }
+                } else if !FileManager.default.fileExists(atPath: store) {
+                    throw ValidationError("--store: no such file \(store)")
+                }
+            }
         }
 
         /// The dead letter's original value: the whole one from the store when it was published
         /// truncated, which needs --store.
-        func originalValue(_ m: KafkaConsumerMessage) throws -> [UInt8]? {
+        func originalValue(_ m: KafkaConsumerMessage) async throws -> [UInt8]? {
             guard let size = m.headers[string: "dlq-value-truncated"] else { return m.value }
             guard let store else {
                 throw ValidationError("The dead letter of \(DeadLetter(m).eventID ?? "offset \(m.offset)") was published truncated (its value had \(size) bytes); "
@@ -41,9 +48,31 @@ struct DLQCommand: AsyncParsableCommand {
             }
             guard let topic = m.headers[string: "kafka_dlt-original-topic"], let partition = m.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init),
                   let offset = m.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init),
-                  let whole = try SQLiteLifecycleStore(path: store).deadLetterOriginal(topic: topic, partition: partition, offset: offset)
+                  let whole = try await Self.withStore(store, { try await $0.deadLetterOriginal(topic: topic, partition: partition, offset: offset) })
             else { throw ValidationError("The store \(store) does not hold the whole value of the dead letter at offset \(m.offset) (older than store.retention?)") }
             return whole
+        }
+
+        /// Opens the store a `--store` value names, runs `body`, and closes it.
+        static func withStore<T>(_ location: String, _ body: (any LifecycleStore) async throws -> T) async throws -> T {
+            let store: any LifecycleStore
+            if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+                var configuration = try PostgresStoreConfiguration(url: location)
+                if configuration.password == nil { configuration.password = ProcessInfo.processInfo.environment["PGPASSWORD"] }
+                var quiet = Logger(label: "store")
+                quiet.logLevel = .error
+                store = try await PostgresLifecycleStore(configuration: configuration, logger: quiet, connectTimeout: .seconds(10))
+            } else {
+                store = try SQLiteLifecycleStore(path: location)
+            }
+            do {
+                let result = try await body(store)
+                await store.close()
+                return result
+            } catch {
+                await store.close()
+                throw error
+            }
         }
 
         var kafka: KafkaClientConfiguration {
@@ -106,7 +135,7 @@ struct DLQCommand: AsyncParsableCommand {
             if json {
                 for l in letters {
                     var object = l.json
-                    if show, let whole = try filters.originalValue(l.message) {
+                    if show, let whole = try await filters.originalValue(l.message) {
                         object["value"] = String(validating: whole, as: UTF8.self) ?? Data(whole).base64EncodedString()
                     }
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -144,13 +173,14 @@ struct DLQCommand: AsyncParsableCommand {
             let letters = try await filters.read().filter { filters.matches($0, eventID: eventID) }
             guard !letters.isEmpty else { print("No dead letters match."); return }
             let now = RFC3339.format(Date())
-            let messages = try letters.map { m -> KafkaProducerMessage in
+            var messages: [KafkaProducerMessage] = []
+            for m in letters {
                 guard let topic = to ?? m.headers[string: "kafka_dlt-original-topic"] else {
                     throw ValidationError("Dead letter at offset \(m.offset) has no kafka_dlt-original-topic header; use --to")
                 }
                 let headers = m.headers.filter { !$0.key.hasPrefix("kafka_dlt-") && !$0.key.hasPrefix("dlq-") } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
                 // A dead letter published truncated is replayed with its whole value, from the store.
-                return KafkaProducerMessage(topic: topic, key: m.key, value: try filters.originalValue(m), headers: headers)
+                messages.append(KafkaProducerMessage(topic: topic, key: m.key, value: try await filters.originalValue(m), headers: headers))
             }
             if dryRun {
                 for (m, out) in zip(letters, messages) {

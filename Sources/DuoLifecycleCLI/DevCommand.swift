@@ -75,7 +75,7 @@ struct DevCommand: AsyncParsableCommand {
         let storePath = stack.storePath(workerOptions)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
         let configuration = try stack.workerConfiguration(workerOptions)
-        let runtime = try WorkerRuntime(configuration: configuration, registry: registry, logger: logger)
+        let runtime = try await WorkerRuntime(configuration: configuration, registry: registry, logger: logger)
         let httpPort = Mutex(0)
         let worker = Task { try await runtime.run(handleSignals: false) { port in httpPort.withLock { $0 = port } } }
         say("▶ Worker started (store \(storePath))")

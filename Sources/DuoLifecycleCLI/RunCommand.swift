@@ -35,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Self.logger(settings: settings)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let runtime = try WorkerRuntime(configuration: settings, registry: registry, logger: logger)
+        let runtime = try await WorkerRuntime(configuration: settings, registry: registry, logger: logger)
         try await runtime.run()
     }
 
@@ -58,9 +58,18 @@ struct RunCommand: AsyncParsableCommand {
             print("\(ok ? "ok  " : "FAIL") \(line)")
             if !ok { failed = true }
         }
-        report(true, "configuration: valid (store \(settings.storePath), http :\(settings.httpPort), signature \(settings.duo.signature.rawValue))")
+        let storeName = settings.postgres?.redactedDescription ?? settings.storePath
+        report(true, "configuration: valid (store \(storeName), http :\(settings.httpPort), signature \(settings.duo.signature.rawValue))")
         var quiet = Logger(label: "check")
         quiet.logLevel = .critical
+        do {
+            let store = try await WorkerRuntime.openStore(settings, logger: quiet)
+            let stats = try await store.statistics(now: Date())
+            await store.close()
+            report(true, "store: reachable and migrated (\(stats.commandsByState.values.reduce(0, +)) command(s) waiting or running)")
+        } catch {
+            report(false, "store: \(error)")
+        }
         do {
             let admin = try KafkaAdminClient(configuration: settings.kafka, logger: quiet)
             let metadata = try await admin.metadata(timeout: .seconds(10))

@@ -53,6 +53,12 @@ public final class EmbeddedStack: Sendable {
         public var sessionTimeoutMs = 6000
         /// The SQLite file, inside the scratch folder.
         public var storeFile = "state.sqlite"
+        /// A shared PostgreSQL store instead of the SQLite file (`store.url`).
+        public var storeURL: String?
+        /// `worker.id`: each replica sharing a store needs its own.
+        public var workerID: String?
+        /// `worker.command_lease`.
+        public var commandLease: String?
 
         public init() {}
     }
@@ -141,13 +147,13 @@ public final class EmbeddedStack: Sendable {
               roles: {\(roles)}
               unmapped_roles: \(worker.unmappedRoles)
             store:
-              path: \(storePath(worker))
+              \(worker.storeURL.map { "url: \"\($0)\"" } ?? "path: \(storePath(worker))")
             retry: { base: \(worker.retryBase), max: \(worker.retryMax), max_age: \(worker.retryMaxAge) }
             http:
               port: \(worker.httpPort)
               host: 127.0.0.1
             worker:
-              shutdown_timeout: \(worker.shutdownTimeout)
+              shutdown_timeout: \(worker.shutdownTimeout)\(worker.workerID.map { "\n  id: \"\($0)\"" } ?? "")\(worker.commandLease.map { "\n  command_lease: \($0)" } ?? "")
             log:
               level: \(worker.logLevel)
               format: \(worker.logFormat)

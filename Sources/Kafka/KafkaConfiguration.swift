@@ -78,6 +78,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var autoOffsetReset: OffsetReset = .earliest
     /// How often stored offsets are committed. Default: 1 s.
     public var autoCommitInterval: Duration = .seconds(1)
+    /// Static group membership (`group.instance.id`): a member that leaves and comes back with the
+    /// same id within the session timeout keeps its partitions without a rebalance. Default: none.
+    public var groupInstanceID: String?
     /// Session timeout for group membership. Default: 10 s.
     public var sessionTimeout: Duration = .seconds(10)
     /// The longest allowed gap between polls. The poll thread polls continuously, even while
@@ -112,6 +115,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         p["max.poll.interval.ms"] = String(Int64(maxPollInterval / .milliseconds(1)))
         p["enable.partition.eof"] = "false"
         p["fetch.wait.max.ms"] = String(Int64(fetchWaitMax / .milliseconds(1)))
+        if let groupInstanceID { p["group.instance.id"] = groupInstanceID }
         return p.merging(client.additionalProperties) { _, user in user }
     }
 }

@@ -39,7 +39,7 @@ public struct KnownIdentity: Sendable, Hashable {
 public protocol IdentityLedger: Sendable {
     /// Links the Duo user to the employee (recording its username) and returns nil, or returns
     /// the other employee it already belongs to, recording nothing.
-    func claim(duoUserID: String, username: String, for employeeID: String) throws(DirectoryError) -> String?
+    func claim(duoUserID: String, username: String, for employeeID: String) async throws(DirectoryError) -> String?
 }
 
 /// Applies a command idempotently: it reads Duo, computes the difference, and makes only the
@@ -64,7 +64,7 @@ public struct CommandApplier: Sendable {
             for name in names where current == nil {
                 guard let found = try await directory.user(username: name) else { continue }
                 // Found by name: it is this employee's only if nobody else has it.
-                if let owner = try ledger.claim(duoUserID: found.userID, username: found.username, for: employeeID) {
+                if let owner = try await ledger.claim(duoUserID: found.userID, username: found.username, for: employeeID) {
                     return .failure(.policy(Self.conflict(found.username, owner: owner, employee: employeeID)))
                 }
                 current = found
@@ -93,7 +93,7 @@ public struct CommandApplier: Sendable {
                         let created = try await directory.createUser(changes)
                         userID = created.userID
                         // Claimed at once: a crash or a failure after this point cannot lose it.
-                        if let owner = try ledger.claim(duoUserID: created.userID, username: created.username, for: employeeID) {
+                        if let owner = try await ledger.claim(duoUserID: created.userID, username: created.username, for: employeeID) {
                             return .failure(.policy(Self.conflict(created.username, owner: owner, employee: employeeID)))
                         }
                     } catch where error.isConflict {

@@ -8,94 +8,153 @@ import Lifecycle
 ///
 /// Everything that must change together changes in one ``write(_:)`` transaction: a command's
 /// new state and the result event or dead letter it causes, or a polled batch's inbox rows,
-/// commands and dead letters. SQLite implements it today; the protocol leaves room for PostgreSQL.
+/// commands and dead letters. Two implementations: ``SQLiteLifecycleStore`` (one replica, the
+/// embedded default) and ``PostgresLifecycleStore`` (any number of replicas sharing it).
 public protocol LifecycleStore: Sendable {
     /// Runs `body` in one transaction; everything it writes commits together or not at all.
-    func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T
+    func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T
 
-    /// Puts commands left `running` by a crash back to `pending`. Applying is idempotent, so
-    /// running them again is safe. Returns how many.
-    func recoverRunning() throws -> Int
+    /// Puts commands that a previous run of this worker (`owner`) left `running` back to
+    /// `pending`: that run has stopped, so they would otherwise wait for their leases to expire.
+    /// Commands other replicas are running are left alone. Returns how many.
+    func recoverRunning(owner: String) async throws -> Int
 
     /// Claims up to `limit` ready commands of at least `priority` (a lower raw value is more
     /// urgent), highest priority first, then oldest; never two of the same employee, and never one
-    /// whose employee has an older command running. They become `running` with a lease until
-    /// `now + lease`; a running command whose lease has expired (its worker failed to record the
-    /// outcome, or stopped) is claimable again, ahead of its employee's newer commands.
-    func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand]
+    /// whose employee has a command running anywhere. They become `running` with a lease until
+    /// `now + lease`, held by `owner` under a fencing token (``StoredCommand/lease``) that no
+    /// other claim of the command shares. A running command whose lease has expired (its worker
+    /// failed, stopped or was paused) is claimable again, ahead of its employee's newer commands,
+    /// and its old holder's token stops being valid.
+    func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner: String) async throws -> [StoredCommand]
 
-    /// Extends the leases of commands still being applied.
-    func renewLeases(_ ids: [Int64], until: Date) throws
+    /// Extends the leases still held (same token, not expired); returns the commands whose lease
+    /// was lost.
+    func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64>
+
+    /// Whether the lease is still held and has at least `margin` left: a worker checks this before
+    /// each Duo write it makes for the command.
+    func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool
 
     /// The earliest time a waiting command becomes ready, if any.
-    func nextReadyAt() throws -> Date?
+    func nextReadyAt() async throws -> Date?
 
-    /// Outbox messages not yet sent, oldest first.
-    func unsentOutbox(limit: Int) throws -> [OutboxMessage]
+    /// Outbox messages not yet sent, oldest first. On a shared store they are claimed for
+    /// `claimFor`, so replicas relay different messages; an unconfirmed claim expires and the
+    /// message is sent again (a result sent twice is the same CloudEvent).
+    func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage]
 
     /// Marks outbox messages sent.
-    func markSent(_ ids: [Int64], at: Date) throws
+    func markSent(_ ids: [Int64], at: Date) async throws
 
     /// Sets aside an outbox message that Kafka can never accept, so it stops being sent; it stays
     /// in the store with the reason.
-    func park(_ id: Int64, reason: String, at: Date) throws
+    func park(_ id: Int64, reason: String, at: Date) async throws
 
     /// Deletes sent outbox messages older than `cutoff`. Returns how many.
-    func purgeSent(before cutoff: Date) throws -> Int
+    func purgeSent(before cutoff: Date) async throws -> Int
 
     /// Deletes what no longer serves deduplication or ordering: inbox rows received before
     /// `cutoff`, finished commands (done, dead, superseded) last changed before it, and the whole
     /// values kept for truncated dead letters sent before it. Employees' state (the ordering
     /// watermark) and identity links are kept. Returns how many rows went.
-    func purgeFinished(before cutoff: Date) throws -> Int
+    func purgeFinished(before cutoff: Date) async throws -> Int
 
     /// Counts for health and metrics. They cost the same however many rows the store holds.
-    func statistics(now: Date) throws -> StoreStatistics
+    func statistics(now: Date) async throws -> StoreStatistics
+
+    /// The whole original value of a dead letter that was published truncated, found by where
+    /// the original record was.
+    func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]?
+
+    /// Runs `body` while holding a lock named `name` that every worker sharing the store respects
+    /// (a process-wide lock for SQLite, an advisory lock for PostgreSQL): for the rare Duo writes
+    /// that two replicas must not race on, such as creating a group.
+    func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T
+
+    /// Every command, oldest first, for tests and tools.
+    func allCommands() async throws -> [StoredCommand]
+
+    /// Closes connections. The store cannot be used afterwards.
+    func close() async
 }
 
 extension LifecycleStore {
     /// The lease a claim takes unless told otherwise: one minute.
     public static var defaultLease: Duration { .seconds(60) }
 
-    public func claimReady(limit: Int, now: Date, lease: Duration = Self.defaultLease) throws -> [StoredCommand] {
-        try claimReady(limit: limit, now: now, atLeast: .normal, lease: lease)
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority = .normal, lease: Duration = Self.defaultLease,
+                           owner: String = "local") async throws -> [StoredCommand] {
+        try await claimReady(limit: limit, now: now, atLeast: priority, lease: lease, owner: owner)
+    }
+
+    public func unsentOutbox(limit: Int) async throws -> [OutboxMessage] {
+        try await unsentOutbox(limit: limit, now: Date(), claimFor: .seconds(30))
+    }
+
+    public func close() async {}
+}
+
+/// A claim on a running command: which command, and the fencing token of this claim.
+public struct CommandLease: Sendable, Hashable {
+    public var commandID: Int64
+    public var token: Int64
+    public init(commandID: Int64, token: Int64) {
+        self.commandID = commandID
+        self.token = token
     }
 }
 
-/// The operations available inside a store transaction.
-public protocol LifecycleStoreTransaction {
-    /// Whether an event with this CloudEvents source and id was consumed before.
-    func inboxContains(source: String, id: String) throws -> Bool
-    /// Records a consumed event. Replays overwrite the earlier row.
-    func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) throws
+/// The lease on a command was lost: another worker claimed it after it expired, so this worker
+/// may neither record an outcome nor write to Duo for it.
+public struct LeaseLost: Error, CustomStringConvertible {
+    public var lease: CommandLease
+    public init(_ lease: CommandLease) { self.lease = lease }
+    public var description: String { "The lease on command \(lease.commandID) (token \(lease.token)) was lost to another claim" }
+}
 
-    func employeeState(_ employeeID: String) throws -> EmployeeState?
-    func saveEmployeeState(_ state: EmployeeState) throws
+/// The operations available inside a store transaction.
+public protocol LifecycleStoreTransaction: Sendable {
+    /// Whether an event with this CloudEvents source and id was consumed before.
+    func inboxContains(source: String, id: String) async throws -> Bool
+    /// Records a consumed event. Replays overwrite the earlier row.
+    func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws
+
+    /// The employee's state. On a shared store this also locks the employee until the transaction
+    /// ends, so two replicas never interleave their reads and writes of one employee.
+    func employeeState(_ employeeID: String) async throws -> EmployeeState?
+    func saveEmployeeState(_ state: EmployeeState) async throws
 
     /// The employee's newest waiting command (`pending` or `retry`), if any. A running one is not returned.
-    func waitingCommand(employeeID: String) throws -> StoredCommand?
+    func waitingCommand(employeeID: String) async throws -> StoredCommand?
     /// All the employee's waiting commands, oldest first.
-    func waitingCommands(employeeID: String) throws -> [StoredCommand]
+    func waitingCommands(employeeID: String) async throws -> [StoredCommand]
+    /// The employee's newest command, whatever its state.
+    func newestCommand(employeeID: String) async throws -> StoredCommand?
     /// Adds a command.
     @discardableResult
-    func insertCommand(_ command: NewCommand) throws -> Int64
+    func insertCommand(_ command: NewCommand) async throws -> Int64
     /// Sets a command's state, attempts, next attempt time and error.
-    func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) throws
+    func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) async throws
+    /// Throws ``LeaseLost`` unless `lease` is the command's current claim and it is still
+    /// running; on a shared store, the command stays locked until the transaction ends, so no
+    /// other claim can slip in before the outcome is recorded.
+    func assertHolds(_ lease: CommandLease) async throws
 
     /// Adds a message to the outbox.
-    func enqueue(_ message: NewOutboxMessage) throws
+    func enqueue(_ message: NewOutboxMessage) async throws
 
     /// Records Duo writes a command made before it failed, so a result that supersedes or
     /// dead-letters it can say what was done.
-    func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) throws
+    func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) async throws
 
     /// Links a Duo user to an employee (and records its username), unless it belongs to another
     /// employee: then nothing changes and that employee's id is returned.
-    func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) throws -> String?
+    func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) async throws -> String?
     /// The Duo users linked to an employee, the most recently linked first.
-    func linkedDuoUserIDs(employeeID: String) throws -> [String]
+    func linkedDuoUserIDs(employeeID: String) async throws -> [String]
     /// The employee whose linked Duo user has this username (case-insensitively), if any.
-    func employeeLinked(toUsername username: String) throws -> String?
+    func employeeLinked(toUsername username: String) async throws -> String?
 }
 
 /// Where a command is in its life.
@@ -170,6 +229,11 @@ public struct StoredCommand: Sendable, Hashable {
     public var createdAt: Date
     /// Duo writes made by earlier attempts that failed part-way.
     public var doneOperations: [DuoOperationKind] = []
+    /// The fencing token of the claim that made it `running` (nil when not claimed).
+    public var leaseToken: Int64? = nil
+
+    /// The claim this worker holds on it, when it is running.
+    public var lease: CommandLease? { leaseToken.map { CommandLease(commandID: id, token: $0) } }
 
     /// Waiting for a date still ahead (a future `effective_at`, a deletion's grace period), not
     /// for its turn or a retry.

@@ -44,8 +44,14 @@ enum HeaderCoding {
 }
 
 /// The SQLite store, through GRDB, in WAL mode.
+///
+/// One process writes at a time: every write takes ``writeLock`` for its whole transaction, and
+/// the statements of a transaction run on GRDB's writer connection one by one (GRDB's closures
+/// are synchronous; the transaction's body is not). Readers use WAL snapshots beside it.
 public final class SQLiteLifecycleStore: LifecycleStore {
     private let pool: DatabasePool
+    private let writeLock = AsyncWriteLock()
+    private let namedLock = AsyncWriteLock()
     public let path: String
     private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -64,6 +70,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // A transaction spans several writer accesses (see the type's note); the write lock, not
+        // GRDB, guarantees that it is closed before another begins.
+        config.allowsUnsafeTransactions = true
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: config)
         // Every commit reaches the disk before Kafka's offset is stored: a power loss cannot roll
@@ -130,37 +139,89 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 CREATE INDEX commands_finished ON commands (updated_at) WHERE state IN ('done', 'dead', 'superseded');
                 """)
         }
+        m.registerMigration("v6: fencing tokens") { db in
+            // Each claim of a command gets a new token; only its holder may record an outcome.
+            try db.execute(sql: """
+                ALTER TABLE commands ADD COLUMN lease_token INTEGER;
+                ALTER TABLE commands ADD COLUMN lease_owner TEXT;
+                """)
+        }
         return m
     }
 
     /// The `synchronous` setting of the connection that writes: `FULL` syncs every commit to disk.
-    public func synchronousSetting() throws -> String {
-        let value = try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } ?? -1
+    public func synchronousSetting() async throws -> String {
+        let value = try await locked { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } ?? -1
         return [0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"][value] ?? "\(value)"
     }
 
-    public func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T {
-        try pool.write { db in try body(Transaction(db: db)) }
+    public func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+        try await writeLock.withLock {
+            let transaction = Transaction(pool: pool)
+            try transaction.execute("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(transaction)
+                try transaction.execute("COMMIT")
+                return result
+            } catch {
+                try? transaction.rollbackIfOpen()
+                throw error
+            }
+        }
     }
 
-    public func recoverRunning() throws -> Int {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE commands SET state = 'pending', updated_at = ? WHERE state = 'running'", arguments: [Date().timeIntervalSince1970])
+    /// A read on a WAL snapshot. (A synchronous function, so GRDB's blocking `read` is the one
+    /// called: the async one would hop to another queue for a few microseconds of work.)
+    private func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
+    /// One short write transaction, under the write lock.
+    private func locked<T>(_ body: (Database) throws -> T) async throws -> T {
+        try await writeLock.withLock { try writing(body) }
+    }
+
+    private func writing<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.write(body)
+    }
+
+    public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        // One process per SQLite file: a lock in this process is a lock for every worker.
+        try await namedLock.withLock { try await body() }
+    }
+
+    public func recoverRunning(owner: String) async throws -> Int {
+        // One process owns a SQLite file, so whatever is running was left by an earlier run.
+        try await locked { db in
+            try db.execute(sql: "UPDATE commands SET state = 'pending', lease_owner = NULL, updated_at = ? WHERE state = 'running'",
+                           arguments: [Date().timeIntervalSince1970])
             return db.changesCount
         }
     }
 
-    public func renewLeases(_ ids: [Int64], until: Date) throws {
-        guard !ids.isEmpty else { return }
-        try pool.write { db in
-            let marks = ids.map { _ in "?" }.joined(separator: ",")
-            try db.execute(sql: "UPDATE commands SET lease_until = ? WHERE state = 'running' AND id IN (\(marks))",
-                           arguments: StatementArguments([until.timeIntervalSince1970] + ids.map { Double($0) }))
+    public func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64> {
+        guard !leases.isEmpty else { return [] }
+        return try await locked { db in
+            var lost = Set<Int64>()
+            for lease in leases {
+                try db.cachedStatement(sql: """
+                    UPDATE commands SET lease_until = ? WHERE id = ? AND state = 'running' AND lease_token = ? AND lease_until >= ?
+                    """).execute(arguments: [until.timeIntervalSince1970, lease.commandID, lease.token, now.timeIntervalSince1970])
+                if db.changesCount == 0 { lost.insert(lease.commandID) }
+            }
+            return lost
         }
     }
 
-    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand] {
-        try pool.write { db in
+    public func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
+        try reading { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE id = ? AND state = 'running' AND lease_token = ? AND lease_until >= ?",
+                              arguments: [lease.commandID, lease.token, now.timeIntervalSince1970 + margin / .seconds(1)]) ?? false
+        }
+    }
+
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner: String) async throws -> [StoredCommand] {
+        try await locked { db in
             // Highest priority first, then oldest. A waiting command is ready when its time has come
             // and no older command of its employee is running (an expired one included: it goes
             // first, so an employee's commands keep their order); a running command is ready again
@@ -182,25 +243,28 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             for row in rows where claimed.count < limit {
                 let command = try Self.command(row)
                 guard seen.insert(command.command.employeeID).inserted else { continue }
-                try db.execute(sql: "UPDATE commands SET state = 'running', lease_until = ?, updated_at = ? WHERE id = ?",
-                               arguments: [t + lease / .seconds(1), t, command.id])
+                let token = (command.leaseToken ?? 0) + 1
+                try db.execute(sql: "UPDATE commands SET state = 'running', lease_until = ?, lease_token = ?, lease_owner = ?, updated_at = ? WHERE id = ?",
+                               arguments: [t + lease / .seconds(1), token, owner, t, command.id])
                 var running = command
                 running.state = .running
+                running.leaseToken = token
                 claimed.append(running)
             }
             return claimed
         }
     }
 
-    public func nextReadyAt() throws -> Date? {
-        try pool.read { db in
+    public func nextReadyAt() async throws -> Date? {
+        try reading { db in
             try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')")
                 .map(Date.init(timeIntervalSince1970:))
         }
     }
 
-    public func unsentOutbox(limit: Int) throws -> [OutboxMessage] {
-        try pool.read { db in
+    public func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
+        // One relay per SQLite file: nothing to claim.
+        try reading { db in
             try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { row in
                 OutboxMessage(id: row["id"], message: NewOutboxMessage(
                     kind: OutboxKind(rawValue: row["kind"]) ?? .result, topic: row["topic"],
@@ -211,9 +275,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
-    public func markSent(_ ids: [Int64], at: Date) throws {
+    public func markSent(_ ids: [Int64], at: Date) async throws {
         guard !ids.isEmpty else { return }
-        try pool.write { db in
+        try await locked { db in
             for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min(ids.count, $0 + 500)]) }) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
                 try db.execute(sql: "UPDATE outbox SET sent_at = ? WHERE id IN (\(marks))",
@@ -222,14 +286,14 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
-    public func park(_ id: Int64, reason: String, at: Date) throws {
-        try pool.write { db in
+    public func park(_ id: Int64, reason: String, at: Date) async throws {
+        try await locked { db in
             try db.execute(sql: "UPDATE outbox SET parked_at = ?, park_reason = ? WHERE id = ?", arguments: [at.timeIntervalSince1970, reason, id])
         }
     }
 
-    public func purgeSent(before cutoff: Date) throws -> Int {
-        try pool.write { db in
+    public func purgeSent(before cutoff: Date) async throws -> Int {
+        try await locked { db in
             // A dead letter sent truncated keeps its whole original value for the store's retention.
             try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND original_value IS NULL",
                            arguments: [cutoff.timeIntervalSince1970])
@@ -244,8 +308,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL",
     ]
 
-    public func statistics(now: Date) throws -> StoreStatistics {
-        try pool.read { db in
+    public func statistics(now: Date) async throws -> StoreStatistics {
+        try reading { db in
             var byState: [CommandState: Int] = [.pending: 0, .retry: 0]
             for row in try Row.fetchAll(db, sql: Self.statisticsQueries[0]) {
                 if let s = CommandState(rawValue: row["state"]) { byState[s] = row["n"] }
@@ -260,12 +324,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     /// SQLite's plan for a query, one line per step (`SEARCH …`, `SCAN …`), to check what it reads.
     public func queryPlan(_ sql: String) throws -> [String] {
-        try pool.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String } }
+        try reading { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String } }
     }
 
-    public func purgeFinished(before cutoff: Date) throws -> Int {
+    public func purgeFinished(before cutoff: Date) async throws -> Int {
         let t = cutoff.timeIntervalSince1970
-        return try pool.write { db in
+        return try await locked { db in
             try db.execute(sql: "DELETE FROM inbox WHERE received_at < ?", arguments: [t])
             var purged = db.changesCount
             try db.execute(sql: "DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < ?", arguments: [t])
@@ -277,8 +341,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     /// The whole original value of a dead letter that was published truncated, found by where
     /// the original record was (`kafka_dlt-original-topic`, `-partition`, `-offset`).
-    public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) throws -> [UInt8]? {
-        try pool.read { db in
+    public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
+        try reading { db in
             let rows = try Row.fetchAll(db, sql: "SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL")
             for row in rows {
                 let headers = try HeaderCoding.decode(row["headers"] as Data)
@@ -293,8 +357,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     }
 
     /// Every command, for tests and tools.
-    public func allCommands() throws -> [StoredCommand] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }
+    public func allCommands() async throws -> [StoredCommand] {
+        try reading { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }
     }
 
     static func command(_ row: Row) throws -> StoredCommand {
@@ -309,104 +373,161 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             firstFailureAt: (row["first_failure_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             lastError: row["last_error"], isFollowUp: (row["follow_up"] as Int) != 0,
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
-            doneOperations: ((row["done_operations"] as String?) ?? "").split(separator: ",").compactMap { DuoOperationKind(rawValue: String($0)) })
+            doneOperations: ((row["done_operations"] as String?) ?? "").split(separator: ",").compactMap { DuoOperationKind(rawValue: String($0)) },
+            leaseToken: row["lease_token"])
     }
 
-    /// One write transaction.
+    /// One write transaction: its statements run on the writer connection, inside the
+    /// transaction that ``write(_:)`` began, under the write lock.
     struct Transaction: LifecycleStoreTransaction {
-        let db: Database
+        let pool: DatabasePool
 
-        func inboxContains(source: String, id: String) throws -> Bool {
-            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?"), arguments: [source, id]) ?? false
+        private func access<T>(_ body: (Database) throws -> T) throws -> T {
+            try pool.writeWithoutTransaction(body)
         }
 
-        func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) throws {
-            try db.cachedStatement(sql: """
-                INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
-                  "offset" = excluded."offset", received_at = excluded.received_at
-                """).execute(arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
+        func execute(_ sql: String) throws {
+            try access { try $0.execute(sql: sql) }
         }
 
-        func employeeState(_ employeeID: String) throws -> EmployeeState? {
-            try (Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM employees WHERE employee_id = ?"), arguments: [employeeID]))
-                .map { try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: $0) }
+        func rollbackIfOpen() throws {
+            try access { db in if db.isInsideTransaction { try db.execute(sql: "ROLLBACK") } }
         }
 
-        func saveEmployeeState(_ state: EmployeeState) throws {
-            try db.cachedStatement(sql: """
-                INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
-                ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                """).execute(arguments: [state.employeeID, try SQLiteLifecycleStore.encoder.encode(state), Date().timeIntervalSince1970])
+        func inboxContains(source: String, id: String) async throws -> Bool {
+            try access { db in
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?"), arguments: [source, id]) ?? false
+            }
         }
 
-        func waitingCommand(employeeID: String) throws -> StoredCommand? {
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1"),
-                             arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+        func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws {
+            try access { db in
+                try db.cachedStatement(sql: """
+                    INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
+                      "offset" = excluded."offset", received_at = excluded.received_at
+                    """).execute(arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
+            }
         }
 
-        func waitingCommands(employeeID: String) throws -> [StoredCommand] {
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id"),
-                             arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+        func employeeState(_ employeeID: String) async throws -> EmployeeState? {
+            try access { db in
+                try (Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM employees WHERE employee_id = ?"), arguments: [employeeID]))
+                    .map { try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: $0) }
+            }
         }
 
-        func insertCommand(_ c: NewCommand) throws -> Int64 {
+        func saveEmployeeState(_ state: EmployeeState) async throws {
+            let encoded = try SQLiteLifecycleStore.encoder.encode(state)
+            try access { db in
+                try db.cachedStatement(sql: """
+                    INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
+                    ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                    """).execute(arguments: [state.employeeID, encoded, Date().timeIntervalSince1970])
+            }
+        }
+
+        func waitingCommand(employeeID: String) async throws -> StoredCommand? {
+            try access { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1"),
+                                 arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+            }
+        }
+
+        func waitingCommands(employeeID: String) async throws -> [StoredCommand] {
+            try access { db in
+                try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id"),
+                                 arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+            }
+        }
+
+        func newestCommand(employeeID: String) async throws -> StoredCommand? {
+            try access { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? ORDER BY id DESC LIMIT 1"),
+                                 arguments: [employeeID]).map(SQLiteLifecycleStore.command)
+            }
+        }
+
+        func insertCommand(_ c: NewCommand) async throws -> Int64 {
             let now = Date().timeIntervalSince1970
             let src = c.source
-            try db.cachedStatement(sql: """
-                INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
-                  src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
-                                 try SQLiteLifecycleStore.encoder.encode(c.command), c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now,
-                                 src.topic, src.partition, src.offset, src.timestampMs, src.key.map { Data($0) }, src.value.map { Data($0) },
-                                 HeaderCoding.encode(src.headers), src.receivedAt.timeIntervalSince1970])
-            return db.lastInsertedRowID
+            let encoded = try SQLiteLifecycleStore.encoder.encode(c.command)
+            return try access { db in
+                try db.cachedStatement(sql: """
+                    INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
+                      src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
+                                     encoded, c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now,
+                                     src.topic, src.partition, src.offset, src.timestampMs, src.key.map { Data($0) }, src.value.map { Data($0) },
+                                     HeaderCoding.encode(src.headers), src.receivedAt.timeIntervalSince1970])
+                return db.lastInsertedRowID
+            }
         }
 
-        func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) throws {
-            try db.cachedStatement(sql: """
-                UPDATE commands SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), first_failure_at = ?,
-                  last_error = ?, updated_at = ? WHERE id = ?
-                """).execute(arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
-                                 lastError, now.timeIntervalSince1970, id])
+        func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) async throws {
+            try access { db in
+                try db.cachedStatement(sql: """
+                    UPDATE commands SET state = ?, attempts = ?, next_attempt_at = COALESCE(?, next_attempt_at), first_failure_at = ?,
+                      last_error = ?, updated_at = ? WHERE id = ?
+                    """).execute(arguments: [state.rawValue, attempts, nextAttemptAt?.timeIntervalSince1970, firstFailureAt?.timeIntervalSince1970,
+                                     lastError, now.timeIntervalSince1970, id])
+            }
         }
 
-        func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) throws {
+        func assertHolds(_ lease: CommandLease) async throws {
+            let held = try access { db in
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM commands WHERE id = ? AND state = 'running' AND lease_token = ?"),
+                                  arguments: [lease.commandID, lease.token]) ?? false
+            }
+            if !held { throw LeaseLost(lease) }
+        }
+
+        func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) async throws {
             guard !operations.isEmpty else { return }
             let added = operations.map(\.rawValue).joined(separator: ",")
-            try db.cachedStatement(sql: """
-                UPDATE commands SET done_operations = CASE WHEN done_operations IS NULL OR done_operations = '' THEN ? ELSE done_operations || ',' || ? END
-                WHERE id = ?
-                """).execute(arguments: [added, added, commandID])
-        }
-
-        func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) throws -> String? {
-            if let owner = try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE duo_user_id = ?"), arguments: [duoUserID]),
-               owner != employeeID {
-                return owner
+            try access { db in
+                try db.cachedStatement(sql: """
+                    UPDATE commands SET done_operations = CASE WHEN done_operations IS NULL OR done_operations = '' THEN ? ELSE done_operations || ',' || ? END
+                    WHERE id = ?
+                    """).execute(arguments: [added, added, commandID])
             }
-            try db.cachedStatement(sql: """
-                INSERT INTO duo_links (duo_user_id, employee_id, username, linked_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (duo_user_id) DO UPDATE SET username = excluded.username
-                """).execute(arguments: [duoUserID, employeeID, username, Date().timeIntervalSince1970])
-            return nil
         }
 
-        func linkedDuoUserIDs(employeeID: String) throws -> [String] {
-            try String.fetchAll(db.cachedStatement(sql: "SELECT duo_user_id FROM duo_links WHERE employee_id = ? ORDER BY linked_at DESC"),
-                                arguments: [employeeID])
+        func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) async throws -> String? {
+            try access { db in
+                if let owner = try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE duo_user_id = ?"), arguments: [duoUserID]),
+                   owner != employeeID {
+                    return owner
+                }
+                try db.cachedStatement(sql: """
+                    INSERT INTO duo_links (duo_user_id, employee_id, username, linked_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (duo_user_id) DO UPDATE SET username = excluded.username
+                    """).execute(arguments: [duoUserID, employeeID, username, Date().timeIntervalSince1970])
+                return nil
+            }
         }
 
-        func employeeLinked(toUsername username: String) throws -> String? {
-            try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE username = ? COLLATE NOCASE LIMIT 1"),
-                                arguments: [username])
+        func linkedDuoUserIDs(employeeID: String) async throws -> [String] {
+            try access { db in
+                try String.fetchAll(db.cachedStatement(sql: "SELECT duo_user_id FROM duo_links WHERE employee_id = ? ORDER BY linked_at DESC"),
+                                    arguments: [employeeID])
+            }
         }
 
-        func enqueue(_ m: NewOutboxMessage) throws {
-            try db.cachedStatement(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at, original_value) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .execute(arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
-                                       HeaderCoding.encode(m.headers), Date().timeIntervalSince1970, m.originalValue.map { Data($0) }])
+        func employeeLinked(toUsername username: String) async throws -> String? {
+            try access { db in
+                try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE username = ? COLLATE NOCASE LIMIT 1"),
+                                    arguments: [username])
+            }
+        }
+
+        func enqueue(_ m: NewOutboxMessage) async throws {
+            try access { db in
+                try db.cachedStatement(sql: "INSERT INTO outbox (kind, topic, key, value, headers, created_at, original_value) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    .execute(arguments: [m.kind.rawValue, m.topic, m.key.map { Data($0) }, m.value.map { Data($0) },
+                                           HeaderCoding.encode(m.headers), Date().timeIntervalSince1970, m.originalValue.map { Data($0) }])
+            }
         }
     }
 }

@@ -23,8 +23,12 @@ public final class CommandDispatcher: Service, Sendable {
     /// Signalled when something was written to the outbox.
     let outboxWakeup: WakeupSignal?
     private let inFlight = Mutex(0)
-    /// The ids of the commands being applied, whose leases the dispatcher renews.
-    private let inFlightIDs = Mutex<Set<Int64>>([])
+    /// The claims on the commands being applied, whose leases the dispatcher renews.
+    private let inFlightLeases = Mutex<Set<CommandLease>>([])
+    /// What each command in flight is doing, for the log line about a lost lease.
+    private let phases = Mutex<[Int64: String]>([:])
+
+    private func setPhase(_ id: Int64, _ phase: String?) { phases.withLock { $0[id] = phase } }
 
     public init(store: any LifecycleStore, directory: any DuoDirectoryPort, configuration: PipelineConfiguration, logger: Logger,
                 outboxWakeup: WakeupSignal? = nil) {
@@ -39,7 +43,7 @@ public final class CommandDispatcher: Service, Sendable {
     }
 
     public func run() async throws {
-        let recovered = try store.recoverRunning()
+        let recovered = try await store.recoverRunning(owner: configuration.workerID)
         if recovered > 0 { logger.notice("Recovered commands left running by an earlier stop; they run again (applying is idempotent)", metadata: ["count": "\(recovered)"]) }
         let maxConcurrency = max(1, configuration.maxConcurrency)
         // On graceful shutdown: take no new commands, let those in flight finish.
@@ -56,22 +60,26 @@ public final class CommandDispatcher: Service, Sendable {
                 var claimed: [StoredCommand] = []
                 do {
                     if free > 0 {
-                        claimed = try store.claimReady(limit: free, now: Date(), lease: configuration.commandLease)
+                        claimed = try await store.claimReady(limit: free, now: Date(), atLeast: .normal, lease: configuration.commandLease,
+                                                             owner: configuration.workerID)
                     } else if inFlight.withLock({ $0 }) < maxConcurrency * 2 {
                         // Terminations do not wait for a slot: up to as many again may run beside a full
                         // load of other commands, so a leaver is locked out behind any backlog.
-                        claimed = try store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination,
-                                                       lease: configuration.commandLease)
+                        claimed = try await store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination,
+                                                             lease: configuration.commandLease, owner: configuration.workerID)
                     }
                 } catch {
+                    // The store is down: nothing is claimed, nothing dead-lettered; try again shortly.
                     logger.error("Could not read commands from the store", metadata: ["error": "\(error)"])
+                    await wakeup.wait(timeout: .milliseconds(500))
+                    continue
                 }
                 for command in claimed {
                     inFlight.withLock { $0 += 1 }
-                    inFlightIDs.withLock { _ = $0.insert(command.id) }
+                    if let lease = command.lease { inFlightLeases.withLock { _ = $0.insert(lease) } }
                     group.addTask {
                         await self.process(command)
-                        self.inFlightIDs.withLock { _ = $0.remove(command.id) }
+                        if let lease = command.lease { self.inFlightLeases.withLock { _ = $0.remove(lease) } }
                         self.inFlight.withLock { $0 -= 1 }
                         self.wakeup.signal()
                     }
@@ -82,7 +90,7 @@ public final class CommandDispatcher: Service, Sendable {
                     // blocked (no free slot, or its employee's command is running) is freed only by
                     // a finishing command, which signals, so it needs no timer.
                     var timeout: Duration = .milliseconds(500)
-                    if let next = try? store.nextReadyAt(), next > Date() {
+                    if let next = try? await store.nextReadyAt(), next > Date() {
                         timeout = .milliseconds(Int64(min(500, max(1, next.timeIntervalSinceNow * 1000))))
                     }
                     await wakeup.wait(timeout: timeout)
@@ -98,9 +106,20 @@ public final class CommandDispatcher: Service, Sendable {
         let period = configuration.commandLease / 3
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: period) } } catch { return }
-            let ids = inFlightIDs.withLock { Array($0) }
-            guard !ids.isEmpty else { continue }
-            do { try store.renewLeases(ids, until: Date().addingTimeInterval(configuration.commandLease / .seconds(1))) } catch {
+            let leases = inFlightLeases.withLock { Array($0) }
+            guard !leases.isEmpty else { continue }
+            do {
+                let now = Date()
+                let lost = try await store.renewLeases(leases, until: now.addingTimeInterval(configuration.commandLease / .seconds(1)), now: now)
+                if !lost.isEmpty {
+                    // This worker was too slow (paused, cut off): another may hold them now. Their
+                    // remaining Duo writes and their outcomes are refused by the fence.
+                    Counter(label: "duo_lifecycle_leases_lost_total").increment(by: lost.count)
+                    let doing = phases.withLock { p in lost.sorted().map { "\($0): \(p[$0] ?? "finishing")" } }
+                    logger.warning("Leases lost; those commands are fenced off and another worker may take them",
+                                   metadata: ["commands": "\(doing)"])
+                }
+            } catch {
                 logger.error("Could not renew the leases of commands in flight", metadata: ["error": "\(error)"])
             }
         }
@@ -120,37 +139,67 @@ public final class CommandDispatcher: Service, Sendable {
     func process(_ stored: StoredCommand) async {
         let started = ContinuousClock.now
         let employeeID = stored.command.employeeID
-        let (state, waiting, linked) = (try? store.write { tx in
-            (try tx.employeeState(employeeID), try tx.waitingCommands(employeeID: employeeID), try tx.linkedDuoUserIDs(employeeID: employeeID))
-        }) ?? (nil, [], [])
+        setPhase(stored.id, "reading the employee's state")
+        defer { setPhase(stored.id, nil) }
+        let state: EmployeeState?, waiting: [StoredCommand], linked: [String]
+        do {
+            (state, waiting, linked) = try await store.write { tx in
+                (try await tx.employeeState(employeeID), try await tx.waitingCommands(employeeID: employeeID),
+                 try await tx.linkedDuoUserIDs(employeeID: employeeID))
+            }
+        } catch {
+            // Without the employee's state and links nothing is applied: the claim's lease expires
+            // and the command is claimed again once the store answers.
+            logger.error("Could not read the employee's state; the command waits for its next claim",
+                         metadata: ["command": "\(stored.id)", "error": "\(error)"])
+            return
+        }
         // A command claimed again after its lease expired may have been overtaken by a newer one of
         // its employee, which carries the full desired state: it is superseded, never applied late.
         // (A newer one scheduled for later does not count: this one is due first.)
         let now = Date()
         if waiting.contains(where: { $0.id > stored.id && !$0.isScheduled(now: now) }) {
-            supersede(stored, now: now)
+            await supersede(stored, lease: stored.lease, now: now)
             return
         }
         // Older waiting commands (a hire due before a scheduled termination that came due first)
         // are superseded by this one: an older state is never applied after a newer one.
-        for older in waiting where older.id < stored.id { supersede(older, now: now) }
+        for older in waiting where older.id < stored.id { await supersede(older, lease: nil, now: now) }
         let knownUserID = state?.duoUserID ?? linked.first
         let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
         // A leaver's calls go ahead of everything else in the Duo client's queues.
+        // Every Duo write is fenced: it goes ahead only while this worker still holds the claim.
+        let fenced = FencedDirectory(base: directory, store: store, lease: stored.lease, margin: configuration.commandLease / 4)
+        setPhase(stored.id, "applying to Duo")
         let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
-            await applier.apply(stored.command, known: known, directory: directory, ledger: StoreLedger(store: store))
+            await applier.apply(stored.command, known: known, directory: fenced, ledger: StoreLedger(store: store))
         }
         let finished = Date()
+        setPhase(stored.id, "recording the outcome")
         do {
             switch result {
             case .success(let outcome):
                 breaker.recordSuccess()
-                try complete(stored, outcome: outcome, now: finished)
+                try await complete(stored, outcome: outcome, now: finished)
+            case .failure(.directory(let error, let operations, _)) where error.code == FencedDirectory.fencedCode:
+                // The claim was lost before a write: the worker that holds it now applies the
+                // employee's newest state. Nothing is recorded here.
+                try await repairAfterLostLease(stored, operations: operations, reason: error.message)
+            case .failure(.directory(let error, let operations, _)) where error.code == "store":
+                // The store failed mid-command (a link or a claim check): not Duo's fault and not
+                // the command's. It waits and runs again, its attempt not counted; if even this
+                // cannot be recorded, its lease expires and it is claimed again.
+                try await store.write { tx in
+                    try await assertHolds(stored, tx)
+                    try await tx.addDoneOperations(commandID: stored.id, operations)
+                    try await tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
+                                               firstFailureAt: stored.firstFailureAt, lastError: error.description, now: finished)
+                }
             case .failure(.policy(let violation)) where violation.code == "conflict":
-                try deadLetter(stored, reason: .conflict, code: "conflict", message: violation.message, retriable: false,
+                try await deadLetter(stored, reason: .conflict, code: "conflict", message: violation.message, retriable: false,
                                operations: [], userID: nil, attempts: stored.attempts + 1, now: finished)
             case .failure(.policy(let violation)):
-                try deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
+                try await deadLetter(stored, reason: .policy, code: "policy.\(violation.code)", message: violation.message, retriable: false,
                                operations: [], userID: knownUserID, attempts: stored.attempts + 1, now: finished)
             case .failure(.directory(let error, let operations, let userID)):
                 let outage: Bool
@@ -165,19 +214,31 @@ public final class CommandDispatcher: Service, Sendable {
                     // Not this command's fault: it waits for Duo without counting the attempt, and
                     // the outage's time does not count towards its retry age. The writes it made
                     // are kept for its result (the Duo user it found or created is linked already).
-                    try store.write { tx in
-                        try tx.addDoneOperations(commandID: stored.id, operations)
-                        try tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
-                                             firstFailureAt: nil, lastError: error.description, now: finished)
+                    try await store.write { tx in
+                        try await assertHolds(stored, tx)
+                        try await tx.addDoneOperations(commandID: stored.id, operations)
+                        try await tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
+                                                   firstFailureAt: nil, lastError: error.description, now: finished)
                     }
                 } else if error.isRetriable {
-                    try retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: finished)
+                    try await retryOrGiveUp(stored, error: error, operations: operations, userID: userID, now: finished)
                 } else {
                     breaker.recordSuccess()  // Duo answered; the request was at fault.
-                    try deadLetter(stored, reason: .duoPermanent, code: error.code, message: "Duo refused the change: \(error.description)",
+                    try await deadLetter(stored, reason: .duoPermanent, code: error.code, message: "Duo refused the change: \(error.description)",
                                    retriable: false, operations: operations, userID: userID, attempts: stored.attempts + 1, now: finished)
                 }
             }
+        } catch let lost as LeaseLost {
+            // Another worker claimed the command while this one applied it: its outcome is not
+            // this worker's to record. If this attempt wrote to Duo after losing the claim, the
+            // employee's newest state is applied again, so a late write never stands.
+            let operations: [DuoOperationKind]
+            switch result {
+            case .success(let outcome): operations = outcome.operations
+            case .failure(.directory(_, let ops, _)): operations = ops
+            case .failure: operations = []
+            }
+            try? await repairAfterLostLease(stored, operations: operations, reason: lost.description)
         } catch {
             logger.error("Could not record a command's outcome; it will run again", metadata: ["command": "\(stored.id)", "error": "\(error)"])
         }
@@ -185,9 +246,50 @@ public final class CommandDispatcher: Service, Sendable {
         outboxWakeup?.signal()
     }
 
-    private func supersede(_ stored: StoredCommand, now: Date) {
+    /// Throws ``LeaseLost`` unless this worker still holds its claim on the command.
+    private func assertHolds(_ stored: StoredCommand, _ tx: any LifecycleStoreTransaction) async throws {
+        if let lease = stored.lease { try await tx.assertHolds(lease) }
+    }
+
+    /// This worker lost its claim on `stored` part-way. If it wrote to Duo and a newer command of
+    /// the employee (a termination, say) has started or finished meanwhile, the write may have
+    /// landed after it: that newest command is queued again (a termination urgently), so Duo ends
+    /// in the newest state whatever order the writes landed in. If `stored` is still the newest,
+    /// whoever claims it next applies it again, which is the repair. Applying is idempotent.
+    private func repairAfterLostLease(_ stored: StoredCommand, operations: [DuoOperationKind], reason: String) async throws {
+        Counter(label: "duo_lifecycle_fenced_total").increment()
+        guard !operations.isEmpty else {
+            logger.notice("Claim lost before any Duo write; the worker that holds it now applies the employee's state",
+                          metadata: ["command": "\(stored.id)", "employee": "\(stored.command.employeeID)", "reason": "\(reason)"])
+            return
+        }
+        let repaired = try await store.write { tx -> Bool in
+            guard let newest = try await tx.newestCommand(employeeID: stored.command.employeeID), newest.id > stored.id,
+                  newest.state == .done || newest.state == .running || newest.state == .dead else { return false }
+            var repair = newest.command
+            if repair.desired.terminated { repair.priority = .termination }
+            try await tx.insertCommand(NewCommand(command: repair, source: newest.source, notBefore: Date(), isFollowUp: true))
+            return true
+        }
+        guard repaired else {
+            logger.notice("Claim lost after Duo writes; the command is still the employee's newest and runs again under its next claim",
+                          metadata: ["command": "\(stored.id)", "employee": "\(stored.command.employeeID)", "reason": "\(reason)"])
+            return
+        }
+        wakeup.signal()
+        logger.warning("Claim lost after Duo writes; the employee's newest command is applied again to undo any late write",
+                       metadata: ["command": "\(stored.id)", "employee": "\(stored.command.employeeID)", "operations": "\(operations.map(\.rawValue))",
+                                  "reason": "\(reason)"])
+    }
+
+    private func supersede(_ stored: StoredCommand, lease: CommandLease?, now: Date) async {
         do {
-            try store.write { tx in try factory.supersede(stored, in: tx, now: now) }
+            try await store.write { tx in
+                if let lease { try await tx.assertHolds(lease) }
+                try await factory.supersede(stored, in: tx, now: now)
+            }
+        } catch is LeaseLost {
+            logger.notice("Claim lost before superseding a command; the worker that holds it now decides", metadata: ["command": "\(stored.id)"])
         } catch {
             logger.error("Could not record a superseded command; its lease will expire and it is checked again",
                          metadata: ["command": "\(stored.id)", "error": "\(error)"])
@@ -195,34 +297,35 @@ public final class CommandDispatcher: Service, Sendable {
         outboxWakeup?.signal()
     }
 
-    private func complete(_ stored: StoredCommand, outcome: ApplyOutcome, now: Date) throws {
+    private func complete(_ stored: StoredCommand, outcome: ApplyOutcome, now: Date) async throws {
         // The event's writes: those of earlier attempts that failed part-way, then this one's.
         let operations = stored.doneOperations + outcome.operations
         let resultOutcome: ProvisioningOutcome = outcome.deleteAt != nil ? .scheduled : (operations.isEmpty ? .noChange : .applied)
-        try store.write { tx in
-            try tx.updateCommand(id: stored.id, state: .done, attempts: stored.attempts + 1, nextAttemptAt: nil,
-                                 firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
-            if var state = try tx.employeeState(stored.command.employeeID) {
+        try await store.write { tx in
+            try await assertHolds(stored, tx)
+            try await tx.updateCommand(id: stored.id, state: .done, attempts: stored.attempts + 1, nextAttemptAt: nil,
+                                       firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
+            if var state = try await tx.employeeState(stored.command.employeeID) {
                 state.duoUserID = outcome.operations.last == .deleteUser ? nil : (outcome.userID ?? state.duoUserID)
-                try tx.saveEmployeeState(state)
+                try await tx.saveEmployeeState(state)
             }
             // The link follows a rename, so the next employee who wants this username is a conflict
             // at once, and the old one is free again.
             if let userID = outcome.userID, let username = stored.command.desired.username {
-                _ = try tx.claimDuoUser(userID, username: username, employeeID: stored.command.employeeID)
+                _ = try await tx.claimDuoUser(userID, username: username, employeeID: stored.command.employeeID)
             }
-            if let deleteAt = outcome.deleteAt, try tx.waitingCommand(employeeID: stored.command.employeeID) == nil {
-                try tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
+            if let deleteAt = outcome.deleteAt, try await tx.waitingCommand(employeeID: stored.command.employeeID) == nil {
+                try await tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
             }
             if !stored.isFollowUp {
-                try tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
+                try await tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
                                               operations: operations, attempts: stored.attempts + 1, now: now))
             }
         }
         Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", resultOutcome.rawValue)]).increment()
     }
 
-    private func retryOrGiveUp(_ stored: StoredCommand, error: DirectoryError, operations: [DuoOperationKind], userID: String?, now: Date) throws {
+    private func retryOrGiveUp(_ stored: StoredCommand, error: DirectoryError, operations: [DuoOperationKind], userID: String?, now: Date) async throws {
         let attempts = stored.attempts + 1
         let firstFailure = stored.firstFailureAt ?? now
         let policy = configuration.retry
@@ -232,16 +335,17 @@ public final class CommandDispatcher: Service, Sendable {
         // that only an outage explains never dead-letters, however long it lasts.
         let duoAnsweredSince = (breaker.lastSuccessAt ?? .distantPast) > firstFailure
         if (tooOld || tooMany) && duoAnsweredSince {
-            try deadLetter(stored, reason: .retriesExhausted, code: error.code,
+            try await deadLetter(stored, reason: .retriesExhausted, code: error.code,
                            message: "Gave up after \(attempts) attempts over \(Int(now.timeIntervalSince(firstFailure))) s: \(error.description)",
                            retriable: true, operations: operations, userID: userID, attempts: attempts, now: now, firstFailure: firstFailure)
             return
         }
         let delay = policy.delay(afterAttempts: attempts)
-        try store.write { tx in
-            try tx.addDoneOperations(commandID: stored.id, operations)
-            try tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay / .seconds(1)),
-                                 firstFailureAt: firstFailure, lastError: error.description, now: now)
+        try await store.write { tx in
+            try await assertHolds(stored, tx)
+            try await tx.addDoneOperations(commandID: stored.id, operations)
+            try await tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay / .seconds(1)),
+                                       firstFailureAt: firstFailure, lastError: error.description, now: now)
         }
         Counter(label: "duo_lifecycle_retries_total").increment()
         logger.debug("Command failed; retrying", metadata: ["employee": "\(stored.command.employeeID)", "attempt": "\(attempts)",
@@ -250,14 +354,15 @@ public final class CommandDispatcher: Service, Sendable {
     }
 
     private func deadLetter(_ stored: StoredCommand, reason: DeadLetterReason, code: String, message: String, retriable: Bool,
-                            operations: [DuoOperationKind], userID: String?, attempts: Int, now: Date, firstFailure: Date? = nil) throws {
-        try store.write { tx in
-            try tx.updateCommand(id: stored.id, state: .dead, attempts: attempts, nextAttemptAt: nil,
+                            operations: [DuoOperationKind], userID: String?, attempts: Int, now: Date, firstFailure: Date? = nil) async throws {
+        try await store.write { tx in
+            try await assertHolds(stored, tx)
+            try await tx.updateCommand(id: stored.id, state: .dead, attempts: attempts, nextAttemptAt: nil,
                                  firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now, lastError: message, now: now)
             if !stored.isFollowUp {
-                try tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
+                try await tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
                                                   firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now))
-                try tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: .deadLettered, userID: userID,
+                try await tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: .deadLettered, userID: userID,
                                               operations: stored.doneOperations + operations, attempts: attempts,
                                               error: .init(code: code, message: message, retriable: retriable), now: now))
             }
@@ -274,9 +379,9 @@ public final class CommandDispatcher: Service, Sendable {
 struct StoreLedger: IdentityLedger {
     let store: any LifecycleStore
 
-    func claim(duoUserID: String, username: String, for employeeID: String) throws(DirectoryError) -> String? {
+    func claim(duoUserID: String, username: String, for employeeID: String) async throws(DirectoryError) -> String? {
         do {
-            return try store.write { tx in try tx.claimDuoUser(duoUserID, username: username, employeeID: employeeID) }
+            return try await store.write { tx in try await tx.claimDuoUser(duoUserID, username: username, employeeID: employeeID) }
         } catch {
             throw DirectoryError(code: "store", message: "Could not record the link to Duo user \(duoUserID): \(error)", isRetriable: true)
         }

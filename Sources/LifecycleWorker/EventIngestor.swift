@@ -31,17 +31,18 @@ public struct EventIngestor: Sendable {
     /// Records every message of the batch durably: in the inbox, as a command, or as a dead
     /// letter (with its result event) in the outbox. Invalid events never block the partition:
     /// they become dead letters like any other outcome.
-    public func ingest(_ batch: [KafkaConsumerMessage], now: Date = Date()) throws -> Summary {
-        var summary = Summary()
-        try store.write { tx in
-            for message in batch { try ingest(message, tx: tx, now: now, summary: &summary) }
+    public func ingest(_ batch: [KafkaConsumerMessage], now: Date = Date()) async throws -> Summary {
+        let summary = try await store.write { tx in
+            var summary = Summary()
+            for message in batch { try await ingest(message, tx: tx, now: now, summary: &summary) }
+            return summary
         }
         Counter(label: "duo_lifecycle_events_in_total").increment(by: batch.count)
         if summary.deadLettered > 0 { Counter(label: "duo_lifecycle_dead_letters_total", dimensions: [("stage", "ingest")]).increment(by: summary.deadLettered) }
         return summary
     }
 
-    private func ingest(_ message: KafkaConsumerMessage, tx: any LifecycleStoreTransaction, now: Date, summary: inout Summary) throws {
+    private func ingest(_ message: KafkaConsumerMessage, tx: any LifecycleStoreTransaction, now: Date, summary: inout Summary) async throws {
         let headers = message.headers.map { MessageHeader(name: $0.key, value: $0.value) }
         let source = SourceRecord(topic: message.topic, partition: message.partition, offset: message.offset, timestampMs: message.timestampMilliseconds,
                                   key: message.key, value: message.value, headers: headers,
@@ -54,54 +55,54 @@ public struct EventIngestor: Sendable {
             // An event without a readable id is known by where it sits in Kafka.
             let inboxSource = rejection.eventSource.flatMap { rejection.eventID != nil ? $0 : nil } ?? "kafka:\(message.topic)"
             let inboxID = rejection.eventSource != nil ? (rejection.eventID ?? "\(message.partition):\(message.offset)") : "\(message.partition):\(message.offset)"
-            if try tx.inboxContains(source: inboxSource, id: inboxID), !isReplay { summary.duplicates += 1; return }
-            try tx.recordInbox(source: inboxSource, id: inboxID, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
+            if try await tx.inboxContains(source: inboxSource, id: inboxID), !isReplay { summary.duplicates += 1; return }
+            try await tx.recordInbox(source: inboxSource, id: inboxID, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
             let identity = OutboxMessageFactory.EventIdentity(id: rejection.eventID, source: rejection.eventSource, type: rejection.eventType, employeeID: rejection.employeeID)
-            try tx.enqueue(factory.deadLetter(record: source, reason: .validation, message: "Invalid event: \(rejection.description)",
+            try await tx.enqueue(factory.deadLetter(record: source, reason: .validation, message: "Invalid event: \(rejection.description)",
                                               errorCode: "validation.\(rejection.rule)", attempts: 0, firstFailureAt: now))
-            try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+            try await tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
                                           error: .init(code: "validation", message: rejection.description, retriable: false), now: now))
             summary.deadLettered += 1
 
         case .success(let event):
-            if try tx.inboxContains(source: event.source, id: event.id), !isReplay { summary.duplicates += 1; return }
-            try tx.recordInbox(source: event.source, id: event.id, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
+            if try await tx.inboxContains(source: event.source, id: event.id), !isReplay { summary.duplicates += 1; return }
+            try await tx.recordInbox(source: event.source, id: event.id, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
             let identity = OutboxMessageFactory.EventIdentity(id: event.id, source: event.source, type: event.type.rawValue, employeeID: event.employeeID)
-            switch planner.plan(event, state: try tx.employeeState(event.employeeID)) {
+            switch planner.plan(event, state: try await tx.employeeState(event.employeeID)) {
             case .stale:
-                try tx.enqueue(factory.result(for: identity, record: source, outcome: .stale, now: now))
+                try await tx.enqueue(factory.result(for: identity, record: source, outcome: .stale, now: now))
                 summary.stale += 1
             case .rejected(let violation):
-                try tx.enqueue(factory.deadLetter(record: source, reason: .policy, message: violation.message, errorCode: "policy.\(violation.code)",
+                try await tx.enqueue(factory.deadLetter(record: source, reason: .policy, message: violation.message, errorCode: "policy.\(violation.code)",
                                                   attempts: 0, firstFailureAt: now))
-                try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+                try await tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
                                               error: .init(code: "policy.\(violation.code)", message: violation.message, retriable: false), now: now))
                 summary.deadLettered += 1
             case .command(let command, let state):
-                if let username = command.desired.username, let owner = try tx.employeeLinked(toUsername: username), owner != event.employeeID {
+                if let username = command.desired.username, let owner = try await tx.employeeLinked(toUsername: username), owner != event.employeeID {
                     // Another employee's Duo user has this username: never touch it, change nothing.
                     let violation = CommandApplier.conflict(username, owner: owner, employee: event.employeeID)
-                    try tx.enqueue(factory.deadLetter(record: source, reason: .conflict, message: violation.message, errorCode: "conflict",
+                    try await tx.enqueue(factory.deadLetter(record: source, reason: .conflict, message: violation.message, errorCode: "conflict",
                                                       attempts: 0, firstFailureAt: now))
-                    try tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
+                    try await tx.enqueue(factory.result(for: identity, record: source, outcome: .deadLettered,
                                                   error: .init(code: "conflict", message: violation.message, retriable: false), now: now))
                     summary.deadLettered += 1
                     return
                 }
-                try tx.saveEmployeeState(state)
+                try await tx.saveEmployeeState(state)
                 // The newer command carries the full desired state, so the waiting ones are
                 // superseded — except, when the newer one is scheduled, one that is due now (a hire
                 // keeps its access until a termination's date): it runs first. A running one is
                 // left to finish. Applying a command supersedes its employee's older waiting ones.
                 let notBefore = max(now, command.applyAt ?? now)
-                for waiting in try tx.waitingCommands(employeeID: event.employeeID)
+                for waiting in try await tx.waitingCommands(employeeID: event.employeeID)
                 where notBefore <= now || waiting.isScheduled(now: now) {
-                    if try factory.supersede(waiting, in: tx, now: now) { summary.superseded += 1 }
+                    if try await factory.supersede(waiting, in: tx, now: now) { summary.superseded += 1 }
                 }
                 // An event effective later waits for its date, durably (a restart keeps the schedule).
-                try tx.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
+                try await tx.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
                 if notBefore > now {
-                    try tx.enqueue(factory.result(for: identity, record: source, outcome: .scheduled, scheduledFor: notBefore, now: now))
+                    try await tx.enqueue(factory.result(for: identity, record: source, outcome: .scheduled, scheduledFor: notBefore, now: now))
                     summary.scheduled += 1
                 }
                 summary.commands += 1

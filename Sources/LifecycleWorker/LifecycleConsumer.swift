@@ -27,8 +27,10 @@ public final class LifecycleConsumer: Service, Sendable {
             // a crash at any point means redelivery (deduplicated by the inbox), never loss.
             while summary == nil {
                 do {
-                    summary = try ingestor.ingest(batch)
+                    summary = try await ingestor.ingest(batch)
                 } catch {
+                    // The store is down or refused the batch: no offset is stored, nothing is
+                    // dead-lettered, and the same batch is tried again until it commits.
                     logger.error("Could not persist a batch; retrying it", metadata: ["error": "\(error)", "size": "\(batch.count)"])
                     try? await Task.sleep(for: .milliseconds(500))
                     if Task.isCancelled { break }

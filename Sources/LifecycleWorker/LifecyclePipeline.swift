@@ -24,6 +24,7 @@ public struct LifecyclePipeline: Sendable {
         var consumerConfig = KafkaConsumerConfiguration(bootstrapServers: kafka.bootstrapServers, groupID: configuration.groupID,
                                                         topics: configuration.lifecycleTopics)
         consumerConfig.client = kafka
+        if configuration.staticMembership { consumerConfig.groupInstanceID = configuration.workerID }
         consumerTuning(&consumerConfig)
         let kafkaConsumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         let relay = OutboxRelay(store: store, producer: producer, retention: configuration.outboxRetention, logger: logger)

@@ -8,11 +8,11 @@ public struct OperationsServer: Sendable {
     public let host: String
     public let port: Int
     let registry: PrometheusCollectorRegistry
-    let readiness: @Sendable () -> (ready: Bool, reasons: [String])
+    let readiness: @Sendable () async -> (ready: Bool, reasons: [String])
     let logger: Logger
 
     public init(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
-                readiness: @escaping @Sendable () -> (ready: Bool, reasons: [String])) {
+                readiness: @escaping @Sendable () async -> (ready: Bool, reasons: [String])) {
         self.host = host
         self.port = port
         self.registry = registry
@@ -24,7 +24,7 @@ public struct OperationsServer: Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in Self.json(.ok, ["status": "ok"]) }
         router.get("/readyz") { [readiness] _, _ in
-            let (ready, reasons) = readiness()
+            let (ready, reasons) = await readiness()
             return Self.json(ready ? .ok : .serviceUnavailable, ["ready": ready ? "true" : "false", "reasons": reasons.joined(separator: "; ")])
         }
         router.get("/metrics") { [registry] _, _ in

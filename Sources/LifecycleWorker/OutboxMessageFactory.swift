@@ -137,11 +137,11 @@ extension OutboxMessageFactory {
     /// follow-up, publishes its event's result (with the writes its attempts made). Returns
     /// whether a result was written.
     @discardableResult
-    func supersede(_ waiting: StoredCommand, in tx: any LifecycleStoreTransaction, now: Date) throws -> Bool {
-        try tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
+    func supersede(_ waiting: StoredCommand, in tx: any LifecycleStoreTransaction, now: Date) async throws -> Bool {
+        try await tx.updateCommand(id: waiting.id, state: .superseded, attempts: waiting.attempts, nextAttemptAt: nil,
                              firstFailureAt: waiting.firstFailureAt, lastError: waiting.lastError, now: now)
         guard !waiting.isFollowUp else { return false }
-        try tx.enqueue(result(for: EventIdentity(waiting.command), record: waiting.source, outcome: .superseded,
+        try await tx.enqueue(result(for: EventIdentity(waiting.command), record: waiting.source, outcome: .superseded,
                               operations: waiting.doneOperations, attempts: waiting.attempts, now: now))
         return true
     }

@@ -27,7 +27,7 @@ public final class OutboxRelay: Service, Sendable {
             let sent = await relayOnce()
             if ContinuousClock.now - lastPurge > .seconds(60) {
                 lastPurge = .now
-                if let purged = try? store.purgeSent(before: Date().addingTimeInterval(-(retention / .seconds(1)))), purged > 0 {
+                if let purged = try? await store.purgeSent(before: Date().addingTimeInterval(-(retention / .seconds(1)))), purged > 0 {
                     logger.debug("Purged sent outbox rows", metadata: ["count": "\(purged)"])
                 }
             }
@@ -43,12 +43,12 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayOnce(limit: Int = 1000) async -> Int {
         let pending: [OutboxMessage]
-        do { pending = try store.unsentOutbox(limit: limit) } catch {
+        do { pending = try await store.unsentOutbox(limit: limit, now: Date(), claimFor: .seconds(30)) } catch {
             logger.error("Could not read the outbox", metadata: ["error": "\(error)"])
             return 0
         }
         guard !pending.isEmpty else {
-            if let stats = try? store.statistics(now: Date()) { Gauge(label: "duo_lifecycle_outbox_backlog").record(stats.outboxBacklog) }
+            if let stats = try? await store.statistics(now: Date()) { Gauge(label: "duo_lifecycle_outbox_backlog").record(stats.outboxBacklog) }
             return 0
         }
         let results = await producer.send(batch: pending.map {
@@ -63,7 +63,7 @@ public final class OutboxRelay: Service, Sendable {
                 // Kafka will never take it: set it aside (it stays in the store) so it cannot hold
                 // up the others, count it, and say so once.
                 do {
-                    try store.park(message.id, reason: error.description, at: Date())
+                    try await store.park(message.id, reason: error.description, at: Date())
                     Counter(label: "duo_lifecycle_outbox_parked_total", dimensions: [("kind", message.message.kind.rawValue)]).increment()
                     logger.error("Outbox message parked: Kafka rejects it and will not accept it on retry; it stays in the store",
                                  metadata: ["outbox_id": "\(message.id)", "topic": "\(message.message.topic)", "error": "\(error)"])
@@ -73,7 +73,7 @@ public final class OutboxRelay: Service, Sendable {
             case .failure(let error): logger.warning("Outbox message not delivered; will retry", metadata: ["outbox_id": "\(message.id)", "error": "\(error)"])
             }
         }
-        do { try store.markSent(sent, at: Date()) } catch {
+        do { try await store.markSent(sent, at: Date()) } catch {
             // They will be sent again: result consumers dedupe by ce_id.
             logger.error("Could not mark outbox rows sent", metadata: ["error": "\(error)"])
         }

@@ -22,9 +22,9 @@ public final class WorkerRuntime: Sendable {
     /// The running group, and whether a shutdown was asked for before it started.
     private let group = Mutex<(running: ServiceGroup?, stopRequested: Bool)>((nil, false))
 
-    /// Builds every part from the configuration: the SQLite store, and a Duo client whose calls
-    /// are counted and timed as metrics.
-    public convenience init(configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger) throws {
+    /// Builds every part from the configuration: the store (SQLite, or the shared PostgreSQL,
+    /// migrated at start), and a Duo client whose calls are counted and timed as metrics.
+    public convenience init(configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger) async throws {
         var clientLogger = logger
         clientLogger[metadataKey: "component"] = "duo"
         let client = DuoAdminClient(configuration: configuration.duo, logger: clientLogger, callObserver: { call in
@@ -32,8 +32,18 @@ public final class WorkerRuntime: Sendable {
             Timer(label: "duo_lifecycle_duo_call_duration_seconds", dimensions: [("method", call.method)])
                 .recordNanoseconds(Int64(call.duration / .nanoseconds(1)))
         })
-        try self.init(configuration: configuration, store: try SQLiteLifecycleStore(path: configuration.storePath), client: client,
+        try self.init(configuration: configuration, store: try await Self.openStore(configuration, logger: logger), client: client,
                       registry: registry, logger: logger)
+    }
+
+    /// Opens the store the configuration names.
+    public static func openStore(_ configuration: WorkerConfiguration, logger: Logger) async throws -> any LifecycleStore {
+        if let postgres = configuration.postgres {
+            var storeLogger = logger
+            storeLogger[metadataKey: "component"] = "store"
+            return try await PostgresLifecycleStore(configuration: postgres, logger: storeLogger)
+        }
+        return try SQLiteLifecycleStore(path: configuration.storePath)
     }
 
     /// A worker from parts already built (tests, benchmarks, embedding). The client's own retries
@@ -49,18 +59,40 @@ public final class WorkerRuntime: Sendable {
                                               directory: DuoAdminDirectory(client: client), logger: logger, consumerTuning: consumerTuning)
     }
 
-    /// Why the worker is not ready, if it is not: no partitions assigned, or the store unreachable.
-    public func readiness() -> (ready: Bool, reasons: [String]) {
+    /// Why the worker is not ready, if it is not: the store unreachable, or (with a SQLite store,
+    /// where a worker works only on the partitions it owns) no partitions assigned. A replica
+    /// sharing a PostgreSQL store dispatches commands whatever partitions it has, so it is ready
+    /// without any.
+    public func readiness() async -> (ready: Bool, reasons: [String]) {
         var reasons: [String] = []
-        if pipeline.consumer.consumer.assignment.isEmpty { reasons.append("no partitions assigned yet") }
-        if (try? store.statistics(now: Date())) == nil { reasons.append("the store is unreachable") }
+        if configuration.postgres == nil && pipeline.consumer.consumer.assignment.isEmpty { reasons.append("no partitions assigned yet") }
+        if await !storeAnswers(within: .seconds(2)) { reasons.append("the store is unreachable") }
         return (reasons.isEmpty, reasons)
+    }
+
+    /// Whether the store answers a cheap query in time (a database that is down may leave a
+    /// connection attempt hanging much longer than a probe may wait).
+    private func storeAnswers(within limit: Duration) async -> Bool {
+        // Not a task group: a group waits for every child, and a hanging probe would hang it.
+        final class Answer: Sendable { let value = Mutex<Bool?>(nil) }
+        let answer = Answer()
+        let probe = Task { [store] in
+            let ok = (try? await store.statistics(now: Date())) != nil
+            answer.value.withLock { $0 = ok }
+        }
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let ok = answer.value.withLock({ $0 }) { return ok }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        probe.cancel()
+        return false
     }
 
     /// Runs until SIGTERM or SIGINT (or ``triggerShutdown()``), then drains within the shutdown
     /// timeout, and shuts the Duo client down.
     public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in readiness() }
+        let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in await readiness() }
         let services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
         var groupConfig = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
         if handleSignals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
@@ -71,15 +103,17 @@ public final class WorkerRuntime: Sendable {
         logger.info("Worker starting", metadata: [
             "kafka.bootstrap": "\(configuration.kafka.bootstrapServers.joined(separator: ","))", "kafka.topics": "\(configuration.pipeline.lifecycleTopics)",
             "kafka.group": "\(configuration.pipeline.groupID)", "duo.endpoint": "\(configuration.duo.endpoint)",
-            "duo.signature": "\(configuration.duo.signature.rawValue)", "store": "\(configuration.storePath)", "http.port": "\(configuration.httpPort)",
+            "duo.signature": "\(configuration.duo.signature.rawValue)", "store": "\(configuration.postgres?.redactedDescription ?? configuration.storePath)", "worker.id": "\(configuration.pipeline.workerID)", "http.port": "\(configuration.httpPort)",
         ])
         do {
             try await group.run()
         } catch {
             try? await client.shutdown()
+            await store.close()
             throw error
         }
         try? await client.shutdown()
+        await store.close()
         logger.info("Worker stopped")
     }
 
@@ -103,13 +137,13 @@ struct StoreMaintenance: Service {
             if ContinuousClock.now - lastPurge >= .seconds(600) {
                 lastPurge = .now
                 do {
-                    let purged = try store.purgeFinished(before: Date().addingTimeInterval(-(retention / .seconds(1))))
+                    let purged = try await store.purgeFinished(before: Date().addingTimeInterval(-(retention / .seconds(1))))
                     if purged > 0 { logger.info("Deleted rows older than store.retention", metadata: ["rows": "\(purged)"]) }
                 } catch {
                     logger.error("Could not delete rows older than store.retention", metadata: ["error": "\(error)"])
                 }
             }
-            if let s = try? store.statistics(now: Date()) {
+            if let s = try? await store.statistics(now: Date()) {
                 Gauge(label: "duo_lifecycle_outbox_backlog").record(s.outboxBacklog)
                 Gauge(label: "duo_lifecycle_outbox_oldest_age_seconds").record(s.outboxOldestAge)
                 for state in [CommandState.pending, .running, .retry] {

@@ -96,7 +96,7 @@ struct CommandBusTests {
         _ = h.emulator.directory.seed(users: leavers, groups: [])
         try await h.publish((0..<500).map { WorkerHarness.event("hired", "P\($0)", seq: 1, roles: ["sales"]) })
         try h.startWorker()
-        try await h.waitUntil("the hires to be queued") { try h.commands().count >= 500 }
+        try await h.waitUntil("the hires to be queued") { try await h.commands().count >= 500 }
         let hiresBefore = h.emulator.directory.journal().filter { $0.operation == "create_user" }.count
         try await h.publish((0..<10).map { WorkerHarness.event("terminated", "L\($0)", seq: 1, extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"]) })
         try await h.waitUntil("every leaver to be disabled", timeout: .seconds(60)) {
@@ -203,7 +203,7 @@ struct CommandBusTests {
         // A quiet day: one hire, while Duo answers 503 for longer than the retry age.
         try await h.publish([WorkerHarness.event("hired", "Q1", seq: 1, roles: ["sales"])])
         try await Task.sleep(for: .seconds(5))
-        #expect(try h.commands().allSatisfy { $0.state != .dead }, "not dead-lettered past the retry age while Duo is down")
+        #expect(try await h.commands().allSatisfy { $0.state != .dead }, "not dead-lettered past the retry age while Duo is down")
         h.emulator.faults = DuoEmulatorFaults()
         try await h.waitUntil("the hire to be applied", timeout: .seconds(60)) { h.emulator.directory.user(username: "q1")?.status == .active }
         // Then the integration loses its write permission: every call is 403, a leaver's too.
@@ -211,7 +211,7 @@ struct CommandBusTests {
         try await h.publish([WorkerHarness.event("terminated", "Q1", seq: 2)])
         try await Task.sleep(for: .seconds(4))
         #expect(try await h.deadLetters(count: 1, timeout: .seconds(3)).isEmpty, "nothing dead-lettered during either outage")
-        #expect(try h.commands().allSatisfy { $0.state != .dead })
+        #expect(try await h.commands().allSatisfy { $0.state != .dead })
         h.emulator.faults = DuoEmulatorFaults()
         try await h.waitUntil("the leaver to be locked out", timeout: .seconds(60)) {
             h.emulator.directory.user(username: "q1")?.status == .disabled
@@ -248,7 +248,7 @@ struct CommandBusTests {
         #expect((letter.value?.count ?? 0) < 1_000_000 && letter.value?.first == UInt8(ascii: "x"))
         #expect(letter.headers[string: "ce_id"] == "poison-1" && letter.headers[string: "dlq-reason"] == "validation")
         // The whole value stays in the store (for `dlq list --show --store` and `dlq replay --store`).
-        let original = try SQLiteLifecycleStore(path: h.storePath).deadLetterOriginal(
+        let original = try await SQLiteLifecycleStore(path: h.storePath).deadLetterOriginal(
             topic: WorkerHarness.topic, partition: try #require(letter.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init)),
             offset: try #require(letter.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init)))
         #expect(original == huge)
@@ -260,18 +260,18 @@ struct CommandBusTests {
     func relayParksUndeliverableRows() async throws {
         let h = try await WorkerHarness()
         let store = try SQLiteLifecycleStore(path: h.storePath)
-        try store.write { tx in
-            try tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil,
-                                            value: Array(repeating: UInt8(ascii: "A"), count: 2_000_000), headers: []))
-            try tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil, value: Array("{}".utf8), headers: []))
+        try await store.write { tx in
+            try await tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil,
+                                                  value: Array(repeating: UInt8(ascii: "A"), count: 2_000_000), headers: []))
+            try await tx.enqueue(NewOutboxMessage(kind: .result, topic: h.configuration.resultsTopic, key: nil, value: Array("{}".utf8), headers: []))
         }
         var config = KafkaProducerConfiguration(bootstrapServers: [h.stack.bootstrapServers])
         config.client.statisticsInterval = nil
         let producer = try KafkaProducer(configuration: config, logger: h.logger)
         let relay = OutboxRelay(store: store, producer: producer, retention: .seconds(3600), logger: h.logger)
         #expect(await relay.relayOnce() == 1)
-        #expect(try store.unsentOutbox(limit: 10).isEmpty, "the undeliverable row is parked, not sent again on every pass")
-        #expect(try store.statistics(now: Date()).outboxBacklog == 0)
+        #expect(try await store.unsentOutbox(limit: 10).isEmpty, "the undeliverable row is parked, not sent again on every pass")
+        #expect(try await store.statistics(now: Date()).outboxBacklog == 0)
         await producer.shutdown()
         await h.shutdown()
     }
@@ -441,19 +441,33 @@ final class CountingStore: Sendable {
     struct Counted: LifecycleStore {
         let inner: any LifecycleStore
         let owner: CountingStore
-        func write<T>(_ body: (any LifecycleStoreTransaction) throws -> T) throws -> T { try inner.write(body) }
-        func recoverRunning() throws -> Int { try inner.recoverRunning() }
-        func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration) throws -> [StoredCommand] {
+        func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T { try await inner.write(body) }
+        func recoverRunning(owner: String) async throws -> Int { try await inner.recoverRunning(owner: owner) }
+        func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner worker: String) async throws -> [StoredCommand] {
             owner.claims.withLock { $0 += 1 }
-            return try inner.claimReady(limit: limit, now: now, atLeast: priority, lease: lease)
+            return try await inner.claimReady(limit: limit, now: now, atLeast: priority, lease: lease, owner: worker)
         }
-        func renewLeases(_ ids: [Int64], until: Date) throws { try inner.renewLeases(ids, until: until) }
-        func nextReadyAt() throws -> Date? { try inner.nextReadyAt() }
-        func unsentOutbox(limit: Int) throws -> [OutboxMessage] { try inner.unsentOutbox(limit: limit) }
-        func markSent(_ ids: [Int64], at: Date) throws { try inner.markSent(ids, at: at) }
-        func park(_ id: Int64, reason: String, at: Date) throws { try inner.park(id, reason: reason, at: at) }
-        func purgeSent(before cutoff: Date) throws -> Int { try inner.purgeSent(before: cutoff) }
-        func purgeFinished(before cutoff: Date) throws -> Int { try inner.purgeFinished(before: cutoff) }
-        func statistics(now: Date) throws -> StoreStatistics { try inner.statistics(now: now) }
+        func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64> {
+            try await inner.renewLeases(leases, until: until, now: now)
+        }
+        func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
+            try await inner.holdsLease(lease, now: now, margin: margin)
+        }
+        func nextReadyAt() async throws -> Date? { try await inner.nextReadyAt() }
+        func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
+            try await inner.unsentOutbox(limit: limit, now: now, claimFor: claimFor)
+        }
+        func markSent(_ ids: [Int64], at: Date) async throws { try await inner.markSent(ids, at: at) }
+        func park(_ id: Int64, reason: String, at: Date) async throws { try await inner.park(id, reason: reason, at: at) }
+        func purgeSent(before cutoff: Date) async throws -> Int { try await inner.purgeSent(before: cutoff) }
+        func purgeFinished(before cutoff: Date) async throws -> Int { try await inner.purgeFinished(before: cutoff) }
+        func statistics(now: Date) async throws -> StoreStatistics { try await inner.statistics(now: now) }
+        func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
+            try await inner.deadLetterOriginal(topic: topic, partition: partition, offset: offset)
+        }
+        func allCommands() async throws -> [StoredCommand] { try await inner.allCommands() }
+        func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+            try await inner.withExclusiveLock(name, body)
+        }
     }
 }

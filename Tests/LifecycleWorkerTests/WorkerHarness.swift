@@ -153,15 +153,15 @@ final class WorkerHarness: Sendable {
     }
 
     /// Waits until `condition` holds.
-    func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () throws -> Bool) async throws {
+    func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
-        while try !condition() {
+        while try await !condition() {
             if ContinuousClock.now > deadline { throw HarnessTimeout(what: what) }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
 
-    func commands() throws -> [StoredCommand] { try SQLiteLifecycleStore(path: storePath).allCommands() }
+    func commands() async throws -> [StoredCommand] { try await SQLiteLifecycleStore(path: storePath).allCommands() }
 }
 
 struct HarnessTimeout: Error, CustomStringConvertible {

@@ -8,6 +8,7 @@ import LifecycleTools
 import LifecycleWorker
 import Logging
 import Synchronization
+import TestSupport
 
 /// Runs `duo-lifecycle` as a separate process, with its output in files.
 final class CLIProcess: Sendable {
@@ -78,12 +79,12 @@ final class WorkerEnvironment: Sendable {
     let stack: EmbeddedStack
     let logger: Logger
 
-    init(emulatorRateLimit: Double? = nil) async throws {
+    init(emulatorRateLimit: Double? = nil, partitions: Int32 = 4) async throws {
         var quiet = Logger(label: "process.test")
         quiet.logLevel = .critical
         logger = quiet
         var options = EmbeddedStack.Options()
-        options.partitions = 4
+        options.partitions = partitions
         options.resultsPartitions = 2
         options.faults.rateLimit = emulatorRateLimit
         options.integrationKey = Self.ikey
@@ -98,14 +99,18 @@ final class WorkerEnvironment: Sendable {
 
     /// Writes a configuration file and returns its path.
     func writeConfig(name: String = "config.yaml", httpPort: Int, roles: [String: [String]] = ["engineering": ["Engineering", "VPN"], "sales": ["Sales"]],
-                     unmapped: String = "ignore", requestsPerSecond: Int = 200, shutdownTimeout: String = "10s") throws -> String {
+                     unmapped: String = "ignore", requestsPerSecond: Int = 200, shutdownTimeout: String = "10s",
+                     storeURL: String? = nil, workerID: String? = nil, commandLease: String? = nil, logLevel: String = "info") throws -> String {
         var options = EmbeddedStack.WorkerOptions()
         options.httpPort = httpPort
         options.roles = roles
         options.unmappedRoles = unmapped
         options.requestsPerSecond = Double(requestsPerSecond)
         options.shutdownTimeout = shutdownTimeout
-        options.logLevel = "info"
+        options.logLevel = logLevel
+        options.storeURL = storeURL
+        options.workerID = workerID
+        options.commandLease = commandLease
         options.logFormat = "json"
         return try stack.writeConfig(options, name: name)
     }
@@ -133,6 +138,25 @@ final class WorkerEnvironment: Sendable {
         return out
     }
 
+    /// Result events now on the result topic, as (ce_id, source event id, outcome).
+    func resultEvents() async throws -> [(ceID: String, eventID: String, outcome: String)] {
+        try await TopicReader(kafka: kafka, logger: logger).readAll(topic: "duo.provisioning.results.v1").compactMap { m in
+            guard let json = m.value.flatMap({ try? JSONSerialization.jsonObject(with: Data($0)) }) as? [String: Any],
+                  let id = (json["source_event"] as? [String: Any])?["id"] as? String,
+                  let ceID = m.headers.last(where: { $0.key == "ce_id" })?.value.map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+            return (ceID, id, json["outcome"] as? String ?? "?")
+        }
+    }
+
+    /// Waits until the worker's operations server answers `/readyz` with 200.
+    static func waitUntilReady(port: Int, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while await get("http://127.0.0.1:\(port)/readyz")?.status != 200 {
+            if ContinuousClock.now > deadline { throw ProcessTimeout(what: "worker on :\(port) ready") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     func waitForResults(_ ids: Set<String>, timeout: Duration = .seconds(120)) async throws -> [String: [String]] {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -143,18 +167,7 @@ final class WorkerEnvironment: Sendable {
         }
     }
 
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() -> Int { PrivatePostgres.freePort() }
 
     /// GET on the worker's operations server: status and body, or nil while it is not listening.
     static func get(_ url: String) async -> (status: Int, body: String)? {

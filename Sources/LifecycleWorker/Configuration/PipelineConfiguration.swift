@@ -32,6 +32,14 @@ public struct PipelineConfiguration: Sendable {
     public var maxDeadLetterBytes = 900_000
     /// Circuit breaker settings.
     public var breaker = CircuitBreakerConfiguration()
+    /// This worker's name among the replicas sharing a store (`worker.id`): it holds its claims
+    /// under it, and at start takes back the commands a previous run under the same name left
+    /// running. Give each replica its own stable name (a StatefulSet pod's name, for example).
+    /// Default: the host name.
+    public var workerID: String = ProcessInfo.processInfo.hostName
+    /// `kafka.static_membership`: join the consumer group as a static member named `workerID`, so a
+    /// replica restarting within the session timeout keeps its partitions. Default: false.
+    public var staticMembership = false
 
     public init() {}
 }

@@ -2,6 +2,7 @@ import DuoAdmin
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleStore
 import Yams
 
 /// The `run` command's configuration, from a YAML file with environment overrides.
@@ -14,7 +15,10 @@ public struct WorkerConfiguration: Sendable {
     public var kafka: KafkaClientConfiguration
     public var pipeline: PipelineConfiguration
     public var duo: DuoAdminConfiguration
+    /// The SQLite file, when the store is SQLite (`store.path`, or `store.url: sqlite:///path`).
     public var storePath: String
+    /// The shared PostgreSQL store, when `store.url` is `postgres://…`; nil for SQLite.
+    public var postgres: PostgresStoreConfiguration?
     /// How long inbox rows and finished commands are kept. Default: 30 days.
     public var storeRetention: Duration
     public var httpHost: String
@@ -31,14 +35,14 @@ public struct WorkerConfiguration: Sendable {
 
     /// Every section and key the file may contain.
     public static let schema: [String: Set<String>] = [
-        "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id"],
+        "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id", "static_membership"],
         "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout"],
         "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
         "termination": ["action", "delete_after", "remove_managed_groups", "honor_effective_at"],
-        "store": ["path", "retention"],
+        "store": ["path", "url", "password_file", "tls_ca_file", "pool_size", "statement_timeout", "retention"],
         "retry": ["base", "max", "max_age", "max_attempts"],
         "http": ["port", "host"],
-        "worker": ["max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
+        "worker": ["id", "max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
         "log": ["level", "format"],
     ]
 
@@ -171,9 +175,39 @@ public struct WorkerConfiguration: Sendable {
         w.outboxRetention = try r.duration("worker", "outbox_retention") ?? w.outboxRetention
         w.commandLease = try r.duration("worker", "command_lease") ?? w.commandLease
         guard w.commandLease >= .seconds(3) else { throw Problem("worker.command_lease must be at least 3s") }
+        if let id = try r.string("worker", "id") {
+            guard !id.isEmpty, id.count <= 200 else { throw Problem("worker.id must be 1 to 200 characters") }
+            w.workerID = id
+        }
+        w.staticMembership = try r.bool("kafka", "static_membership") ?? false
         pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"
+        postgres = nil
+        if let url = try r.string("store", "url") {
+            if url.hasPrefix("sqlite://") {
+                guard try r.string("store", "path") == nil else { throw Problem("store.url and store.path both name the store: keep one") }
+                let path = String(url.dropFirst("sqlite://".count))
+                guard !path.isEmpty else { throw Problem("store.url sqlite:// needs a path: sqlite:///var/lib/duo-lifecycle/state.sqlite") }
+                storePath = path
+            } else {
+                var pg: PostgresStoreConfiguration
+                do { pg = try PostgresStoreConfiguration(url: url) } catch {
+                    throw Problem("store.url: \(error.description) (expected postgres://user@host:5432/database?sslmode=require or sqlite:///path)")
+                }
+                if let file = try r.string("store", "password_file") {
+                    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                        throw Problem("store.password_file: cannot read \(file)")
+                    }
+                    pg.password = text.trimmingCharacters(in: .newlines)
+                }
+                pg.caFile = try r.string("store", "tls_ca_file") ?? pg.caFile
+                pg.poolSize = try r.int("store", "pool_size", in: 2...200) ?? pg.poolSize
+                pg.statementTimeout = try r.duration("store", "statement_timeout") ?? pg.statementTimeout
+                guard pg.statementTimeout >= .milliseconds(100) else { throw Problem("store.statement_timeout must be at least 100ms") }
+                postgres = pg
+            }
+        }
         storeRetention = try r.duration("store", "retention") ?? .seconds(30 * 86400)
         guard storeRetention >= .seconds(3600) else { throw Problem("store.retention must be at least 1h (deduplication needs the inbox)") }
         httpPort = try r.int("http", "port", in: 0...65535) ?? 8080

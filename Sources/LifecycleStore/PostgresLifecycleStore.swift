@@ -1,0 +1,734 @@
+import Foundation
+import Lifecycle
+import Logging
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// Where a shared PostgreSQL store is and how to reach it.
+public struct PostgresStoreConfiguration: Sendable {
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// Plain TCP.
+        case disable
+        /// TLS if the server offers it.
+        case prefer
+        /// TLS, without checking the server's certificate.
+        case require
+        /// TLS, checking the certificate against `caFile` (or the system's roots) and the host name.
+        case verifyFull = "verify-full"
+    }
+
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+    public var caFile: String?
+    /// The most connections one worker opens.
+    public var poolSize: Int
+    /// The server cancels a statement that runs longer.
+    public var statementTimeout: Duration
+
+    public init(host: String, port: Int = 5432, username: String, password: String?, database: String, tls: TLSMode = .disable,
+                caFile: String? = nil, poolSize: Int = 10, statementTimeout: Duration = .seconds(10)) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+        self.caFile = caFile
+        self.poolSize = poolSize
+        self.statementTimeout = statementTimeout
+    }
+
+    /// Reads `postgres://user[:password]@host[:port]/database[?sslmode=…]` (also `postgresql://`).
+    /// `sslmode` takes libpq's names: disable, prefer, require, verify-full (verify-ca counts as verify-full).
+    public init(url: String) throws(StoreURLError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+              scheme == "postgres" || scheme == "postgresql" else {
+            throw StoreURLError("not a postgres:// URL")
+        }
+        guard let host = components.host, !host.isEmpty else { throw StoreURLError("the URL names no host") }
+        guard let user = components.user, !user.isEmpty else { throw StoreURLError("the URL names no user (postgres://USER@host/db)") }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty else { throw StoreURLError("the URL names no database (postgres://user@host/DATABASE)") }
+        var tls = TLSMode.disable
+        if let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value {
+            switch mode {
+            case "disable", "allow": tls = .disable
+            case "prefer": tls = .prefer
+            case "require": tls = .require
+            case "verify-ca", "verify-full": tls = .verifyFull
+            default: throw StoreURLError("sslmode \(mode) is not one of disable, prefer, require, verify-full")
+            }
+        }
+        self.init(host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
+                  password: components.password.map { $0.removingPercentEncoding ?? $0 }, database: database, tls: tls)
+        caFile = components.queryItems?.first(where: { $0.name == "sslrootcert" })?.value
+    }
+
+    /// The configuration as a URL (password included, percent-encoded), for another process.
+    public var url: String {
+        var c = URLComponents()
+        c.scheme = "postgres"
+        c.user = username
+        c.password = password
+        c.host = host
+        c.port = port
+        c.path = "/" + database
+        c.queryItems = [URLQueryItem(name: "sslmode", value: tls.rawValue)] + (caFile.map { [URLQueryItem(name: "sslrootcert", value: $0)] } ?? [])
+        return c.string ?? redactedDescription
+    }
+
+    /// The URL without its password, for logs.
+    public var redactedDescription: String {
+        "postgres://\(username)\(password == nil ? "" : ":[redacted]")@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)"
+    }
+}
+
+/// A store URL that cannot be used.
+public struct StoreURLError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The shared store in PostgreSQL, for any number of replicas.
+///
+/// Replicas compete for commands the way Postgres job queues do (River, Oban, GoodJob): a claim
+/// takes ready rows `FOR UPDATE SKIP LOCKED`, most urgent first, and locks each employee with a
+/// transaction-scoped advisory lock, so at most one command per employee runs anywhere (a unique
+/// partial index makes that a constraint). Each claim bumps the command's fencing token; only the
+/// holder of the current token may record an outcome, and a worker checks its lease before every
+/// Duo write. Employees' state, identity links and the inbox are shared, so whichever replica
+/// ingests an employee's next event sees the whole history.
+public final class PostgresLifecycleStore: LifecycleStore {
+    public let configuration: PostgresStoreConfiguration
+    let client: PostgresClient
+    let logger: Logger
+    private let runTask: Mutex<Task<Void, Never>?>
+    private let localLock = AsyncWriteLock()
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return d
+    }()
+
+    /// Connects and migrates the schema (under an advisory lock, so replicas starting together
+    /// migrate once). Waits up to `connectTimeout` for the server.
+    public init(configuration: PostgresStoreConfiguration, logger: Logger, connectTimeout: Duration = .seconds(30)) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let tls: PostgresClient.Configuration.TLS
+        switch configuration.tls {
+        case .disable: tls = .disable
+        case .prefer, .require:
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.certificateVerification = .none
+            tls = configuration.tls == .prefer ? .prefer(t) : .require(t)
+        case .verifyFull:
+            var t = TLSConfiguration.makeClientConfiguration()
+            if let ca = configuration.caFile { t.trustRoots = .file(ca) }
+            t.certificateVerification = .fullVerification
+            tls = .require(t)
+        }
+        var config = PostgresClient.Configuration(host: configuration.host, port: configuration.port, username: configuration.username,
+                                                  password: configuration.password, database: configuration.database, tls: tls)
+        config.options.maximumConnections = max(2, configuration.poolSize)
+        config.options.minimumConnections = 1
+        config.options.additionalStartupParameters = [
+            ("statement_timeout", "\(Int64(configuration.statementTimeout / .milliseconds(1)))"),
+            // A replica paused or cut off in the middle of a transaction must not hold the locks
+            // others need (an employee, a link, a command) for longer than this: the server ends
+            // its session. No transaction here waits on anything but the database between statements.
+            ("idle_in_transaction_session_timeout", "\(Int64(Self.idleInTransactionTimeout / .milliseconds(1)))"),
+            ("application_name", "duo-lifecycle"),
+        ]
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.client = client
+        self.runTask = Mutex(Task { await client.run() })
+        let deadline = ContinuousClock.now + connectTimeout
+        while true {
+            do {
+                try await migrate()
+                break
+            } catch {
+                if ContinuousClock.now >= deadline {
+                    await close()
+                    throw StoreUnavailable("Could not reach PostgreSQL at \(configuration.redactedDescription): \(String(reflecting: error))")
+                }
+                logger.notice("PostgreSQL not reachable yet; retrying", metadata: ["store": "\(configuration.redactedDescription)", "error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    public func close() async {
+        let task = runTask.withLock { t -> Task<Void, Never>? in defer { t = nil }; return t }
+        task?.cancel()
+        await task?.value
+    }
+
+    deinit { runTask.withLock { $0?.cancel() } }
+
+    // MARK: Schema
+
+    /// The migrations, in order; each runs once, in its own transaction.
+    public static let migrations: [(version: Int, name: String, sql: [String])] = [
+        (1, "tables", [
+            """
+            CREATE TABLE inbox (
+                source TEXT NOT NULL, event_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                "offset" BIGINT NOT NULL, received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, event_id))
+            """,
+            "CREATE INDEX inbox_received ON inbox (received_at)",
+            "CREATE TABLE employees (employee_id TEXT PRIMARY KEY, state BYTEA NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
+            """
+            CREATE TABLE commands (
+                id BIGSERIAL PRIMARY KEY, employee_id TEXT NOT NULL, state TEXT NOT NULL, priority BIGINT NOT NULL,
+                command BYTEA NOT NULL, follow_up BOOLEAN NOT NULL DEFAULT false,
+                src_topic TEXT NOT NULL, src_partition INTEGER NOT NULL, src_offset BIGINT NOT NULL, src_timestamp BIGINT,
+                src_key BYTEA, src_value BYTEA, src_headers BYTEA NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL, first_failure_at DOUBLE PRECISION,
+                last_error TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+                lease_until DOUBLE PRECISION, lease_token BIGINT, lease_owner TEXT, done_operations TEXT)
+            """,
+            "CREATE INDEX commands_ready ON commands (priority, next_attempt_at, id) WHERE state IN ('pending', 'retry')",
+            "CREATE INDEX commands_employee ON commands (employee_id, state)",
+            // At most one command per employee runs, whichever replica claimed it.
+            "CREATE UNIQUE INDEX commands_one_running ON commands (employee_id) WHERE state = 'running'",
+            "CREATE INDEX commands_running_lease ON commands (lease_until) WHERE state = 'running'",
+            "CREATE INDEX commands_finished ON commands (updated_at) WHERE state IN ('done', 'dead', 'superseded')",
+            """
+            CREATE TABLE outbox (
+                id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, topic TEXT NOT NULL, key BYTEA, value BYTEA, headers BYTEA NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, sent_at DOUBLE PRECISION, parked_at DOUBLE PRECISION, park_reason TEXT,
+                original_value BYTEA, claimed_until DOUBLE PRECISION)
+            """,
+            "CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NULL",
+            "CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL",
+            """
+            CREATE TABLE duo_links (
+                duo_user_id TEXT PRIMARY KEY, employee_id TEXT NOT NULL, username TEXT NOT NULL, linked_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX duo_links_employee ON duo_links (employee_id, linked_at)",
+            "CREATE INDEX duo_links_username ON duo_links (lower(username))",
+        ]),
+    ]
+
+    /// How long a session may sit in an open transaction doing nothing before the server ends it.
+    public static let idleInTransactionTimeout: Duration = .seconds(5)
+
+    /// An arbitrary constant: the advisory lock that serialises migrations across replicas.
+    static let migrationLock: Int64 = 0x64756F6C6966
+
+    /// The schema versions applied, in order.
+    public func appliedMigrations() async throws -> [Int] {
+        try await client.withConnection { conn in
+            var versions: [Int] = []
+            for try await v in try await conn.query("SELECT version FROM duo_lifecycle_migrations ORDER BY version", logger: logger).decode(Int.self) {
+                versions.append(v)
+            }
+            return versions
+        }
+    }
+
+    private func migrate() async throws {
+        try await client.withConnection { conn in
+            _ = try await conn.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
+            do {
+                _ = try await conn.query("""
+                    CREATE TABLE IF NOT EXISTS duo_lifecycle_migrations (
+                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                    """, logger: logger).collect()
+                var applied = Set<Int>()
+                for try await v in try await conn.query("SELECT version FROM duo_lifecycle_migrations", logger: logger).decode(Int.self) {
+                    applied.insert(v)
+                }
+                for migration in Self.migrations where !applied.contains(migration.version) {
+                    _ = try await conn.query("BEGIN", logger: logger).collect()
+                    do {
+                        for statement in migration.sql { _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect() }
+                        _ = try await conn.query("INSERT INTO duo_lifecycle_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                                                 logger: logger).collect()
+                        _ = try await conn.query("COMMIT", logger: logger).collect()
+                    } catch {
+                        await Self.rollback(conn, after: error, logger: logger)
+                        throw error
+                    }
+                    logger.info("Store migrated", metadata: ["version": "\(migration.version)", "migration": "\(migration.name)"])
+                }
+            } catch {
+                _ = try? await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+                throw error
+            }
+            _ = try await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+        }
+    }
+
+    // MARK: Transactions
+
+    public func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+        try await inTransaction { conn in try await body(Transaction(conn: conn, logger: logger)) }
+    }
+
+    private func inTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await Self.readableErrors { try await client.withConnection { conn in
+            _ = try await conn.query("BEGIN", logger: logger).collect()
+            do {
+                let result = try await body(conn)
+                _ = try await conn.query("COMMIT", logger: logger).collect()
+                return result
+            } catch {
+                await Self.rollback(conn, after: error, logger: logger)
+                throw error
+            }
+        } }
+    }
+
+    /// Ends a failed transaction. On a connection the server or the network closed, a ROLLBACK
+    /// would wait for an answer that never comes: that connection is closed instead (the server
+    /// has rolled the transaction back), and the pool replaces it.
+    static func rollback(_ conn: PostgresConnection, after error: any Error, logger: Logger) async {
+        let connectionLost: Bool
+        if let psql = error as? PSQLError {
+            connectionLost = psql.serverInfo == nil
+                || psql.serverInfo?[.sqlState].map { $0.hasPrefix("08") || $0.hasPrefix("57P") } == true
+        } else {
+            connectionLost = false
+        }
+        if connectionLost || conn.isClosed {
+            try? await conn.close()
+        } else {
+            _ = try? await conn.query("ROLLBACK", logger: logger).collect()
+        }
+    }
+
+    /// Runs one statement (or a few) on a pooled connection, outside an explicit transaction.
+    private func run<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await Self.readableErrors { try await client.withConnection { conn in try await body(conn) } }
+    }
+
+    /// PostgresNIO's errors describe themselves generically (to keep query data out of logs):
+    /// this says what failed — the kind, and the server's SQLSTATE and message — without the query.
+    static func readableErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as PSQLError {
+            var parts = ["PostgreSQL \(error.code)"]
+            if let state = error.serverInfo?[.sqlState] { parts.append("SQLSTATE \(state)") }
+            if let message = error.serverInfo?[.message] { parts.append(message) }
+            if let underlying = error.underlying { parts.append("\(underlying)") }
+            throw StoreUnavailable(parts.joined(separator: ": "))
+        }
+    }
+
+    /// One task of this process at a time goes for a named lock; it tries the advisory lock and,
+    /// while another replica holds it, gives its connection back and tries again shortly. A task
+    /// never waits for a lock while holding a pooled connection, so the body (which may use the
+    /// store itself) cannot find the pool exhausted by waiters.
+    public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        try await localLock.withLock {
+            while true {
+                let result: T? = try await client.withConnection { conn in
+                    let locked = try await conn.query("SELECT pg_try_advisory_lock(hashtextextended(\(name), 13))", logger: logger)
+                        .collect().first?.decode(Bool.self) ?? false
+                    guard locked else { return nil }
+                    do {
+                        let result = try await body()
+                        _ = try await conn.query("SELECT pg_advisory_unlock(hashtextextended(\(name), 13))", logger: logger).collect()
+                        return result
+                    } catch {
+                        _ = try? await conn.query("SELECT pg_advisory_unlock(hashtextextended(\(name), 13))", logger: logger).collect()
+                        throw error
+                    }
+                }
+                if let result { return result }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    public func recoverRunning(owner: String) async throws -> Int {
+        try await run { conn in
+            try await conn.query("""
+                UPDATE commands SET state = 'pending', lease_owner = NULL, updated_at = \(Date().timeIntervalSince1970)
+                WHERE state = 'running' AND lease_owner = \(owner) RETURNING id
+                """, logger: logger).collect().count
+        }
+    }
+
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner: String) async throws -> [StoredCommand] {
+        let t = now.timeIntervalSince1970
+        return try await inTransaction { conn in
+            // Ready rows, most urgent first, skipping rows another replica is claiming right now.
+            let rows = try await conn.query("""
+                SELECT * FROM commands c
+                WHERE c.priority <= \(Int64(priority.rawValue))
+                  AND ((c.state IN ('pending', 'retry') AND c.next_attempt_at <= \(t)
+                        AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running'))
+                    OR (c.state = 'running' AND COALESCE(c.lease_until, 0) < \(t)))
+                ORDER BY c.priority, c.next_attempt_at, c.id
+                LIMIT \(Int64(limit * 4))
+                FOR UPDATE SKIP LOCKED
+                """, logger: logger).collect()
+            var seen = Set<String>()
+            var claimed: [StoredCommand] = []
+            for row in rows where claimed.count < limit {
+                let command = try Self.command(row)
+                let employee = command.command.employeeID
+                guard seen.insert(employee).inserted else { continue }
+                // Another replica claiming this employee's commands right now holds the lock: skip
+                // it. Holding it, look again with a fresh snapshot: a claim committed since the
+                // query above shows up now.
+                let locked = try await conn.query("SELECT pg_try_advisory_xact_lock(hashtextextended(\(employee), 7))", logger: logger)
+                    .collect().first?.decode(Bool.self) ?? false
+                guard locked else { continue }
+                let others = try await conn.query("""
+                    SELECT id FROM commands WHERE employee_id = \(employee) AND state = 'running' AND id <> \(command.id)
+                    """, logger: logger).collect()
+                guard others.isEmpty else { continue }
+                // An expired claim goes before its employee's newer commands; a waiting command
+                // goes only if no older one of its employee is running.
+                let token = (command.leaseToken ?? 0) + 1
+                _ = try await conn.query("""
+                    UPDATE commands SET state = 'running', lease_until = \(t + lease / .seconds(1)), lease_token = \(token),
+                      lease_owner = \(owner), updated_at = \(t) WHERE id = \(command.id)
+                    """, logger: logger).collect()
+                var running = command
+                running.state = .running
+                running.leaseToken = token
+                claimed.append(running)
+            }
+            return claimed
+        }
+    }
+
+    public func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64> {
+        guard !leases.isEmpty else { return [] }
+        let renewed = try await run { conn in
+            var ids = Set<Int64>()
+            let rows = try await conn.query("""
+                UPDATE commands c SET lease_until = \(until.timeIntervalSince1970)
+                FROM unnest(\(leases.map(\.commandID)), \(leases.map(\.token))) AS l(id, token)
+                WHERE c.id = l.id AND c.lease_token = l.token AND c.state = 'running' AND c.lease_until >= \(now.timeIntervalSince1970)
+                RETURNING c.id
+                """, logger: logger)
+            for try await id in rows.decode(Int64.self) { ids.insert(id) }
+            return ids
+        }
+        return Set(leases.map(\.commandID)).subtracting(renewed)
+    }
+
+    public func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
+        try await run { conn in
+            try await !conn.query("""
+                SELECT 1 FROM commands WHERE id = \(lease.commandID) AND state = 'running' AND lease_token = \(lease.token)
+                  AND lease_until >= \(now.timeIntervalSince1970 + margin / .seconds(1))
+                """, logger: logger).collect().isEmpty
+        }
+    }
+
+    public func nextReadyAt() async throws -> Date? {
+        try await run { conn in
+            for try await next in try await conn.query("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: logger)
+                .decode(Double?.self) {
+                return next.map(Date.init(timeIntervalSince1970:))
+            }
+            return nil
+        }
+    }
+
+    public func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
+        let t = now.timeIntervalSince1970
+        return try await run { conn in
+            let rows = try await conn.query("""
+                UPDATE outbox SET claimed_until = \(t + claimFor / .seconds(1))
+                WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL AND COALESCE(claimed_until, 0) < \(t)
+                             ORDER BY id LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+                RETURNING id, kind, topic, key, value, headers, original_value, created_at
+                """, logger: logger).collect()
+            return try rows.map { row in
+                let r = row.makeRandomAccess()
+                return OutboxMessage(id: try r["id"].decode(Int64.self), message: NewOutboxMessage(
+                    kind: OutboxKind(rawValue: try r["kind"].decode(String.self)) ?? .result, topic: try r["topic"].decode(String.self),
+                    key: try r["key"].decode(Data?.self).map { Array($0) }, value: try r["value"].decode(Data?.self).map { Array($0) },
+                    headers: try HeaderCoding.decode(try r["headers"].decode(Data.self)),
+                    originalValue: try r["original_value"].decode(Data?.self).map { Array($0) }),
+                    createdAt: Date(timeIntervalSince1970: try r["created_at"].decode(Double.self)))
+            }.sorted { $0.id < $1.id }
+        }
+    }
+
+    public func markSent(_ ids: [Int64], at: Date) async throws {
+        guard !ids.isEmpty else { return }
+        try await run { conn in
+            _ = try await conn.query("UPDATE outbox SET sent_at = \(at.timeIntervalSince1970) WHERE id = ANY(\(ids))", logger: logger).collect()
+        }
+    }
+
+    public func park(_ id: Int64, reason: String, at: Date) async throws {
+        try await run { conn in
+            _ = try await conn.query("UPDATE outbox SET parked_at = \(at.timeIntervalSince1970), park_reason = \(reason) WHERE id = \(id)",
+                                     logger: logger).collect()
+        }
+    }
+
+    public func purgeSent(before cutoff: Date) async throws -> Int {
+        try await run { conn in
+            try await conn.query("""
+                DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(cutoff.timeIntervalSince1970) AND original_value IS NULL RETURNING id
+                """, logger: logger).collect().count
+        }
+    }
+
+    public func purgeFinished(before cutoff: Date) async throws -> Int {
+        let t = cutoff.timeIntervalSince1970
+        return try await run { conn in
+            var purged = try await conn.query("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: logger).collect().count
+            purged += try await conn.query("""
+                DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < \(t) RETURNING id
+                """, logger: logger).collect().count
+            purged += try await conn.query("""
+                DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(t) AND original_value IS NOT NULL RETURNING id
+                """, logger: logger).collect().count
+            return purged
+        }
+    }
+
+    public func statistics(now: Date) async throws -> StoreStatistics {
+        try await run { conn in
+            var byState: [CommandState: Int] = [.pending: 0, .retry: 0, .running: 0]
+            for try await (state, n) in try await conn.query("""
+                SELECT state, COUNT(*) FROM commands WHERE state IN ('pending', 'retry', 'running') GROUP BY state
+                """, logger: logger).decode((String, Int64).self) {
+                if let s = CommandState(rawValue: state) { byState[s] = Int(n) }
+            }
+            var backlog = 0
+            var oldest: Double?
+            for try await (n, min) in try await conn.query("""
+                SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL
+                """, logger: logger).decode((Int64, Double?).self) {
+                backlog = Int(n)
+                oldest = min
+            }
+            return StoreStatistics(commandsByState: byState, outboxBacklog: backlog,
+                                   outboxOldestAge: oldest.map { max(0, now.timeIntervalSince1970 - $0) } ?? 0)
+        }
+    }
+
+    public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
+        try await run { conn in
+            let rows = try await conn.query("""
+                SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL
+                """, logger: logger)
+            for try await (headerData, original) in rows.decode((Data, Data).self) {
+                let headers = try HeaderCoding.decode(headerData)
+                func header(_ name: String) -> String? { headers.last { $0.name == name }?.value.flatMap { String(validating: $0, as: UTF8.self) } }
+                if header("kafka_dlt-original-topic") == topic, header("kafka_dlt-original-partition") == String(partition),
+                   header("kafka_dlt-original-offset") == String(offset) {
+                    return Array(original)
+                }
+            }
+            return nil
+        }
+    }
+
+    public func allCommands() async throws -> [StoredCommand] {
+        try await run { conn in try await conn.query("SELECT * FROM commands ORDER BY id", logger: logger).collect().map(Self.command) }
+    }
+
+    /// Creates an empty database beside the one `server` names (for tests and benchmarks) and
+    /// returns the configuration that names it.
+    public static func createDatabase(_ name: String, on server: PostgresStoreConfiguration, logger: Logger) async throws -> PostgresStoreConfiguration {
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), !name.isEmpty else {
+            throw StoreURLError("a database name of letters, digits and underscores, got \(name)")
+        }
+        let client = PostgresClient(configuration: .init(host: server.host, port: server.port, username: server.username,
+                                                         password: server.password, database: server.database, tls: .disable),
+                                    backgroundLogger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+        }
+        var configuration = server
+        configuration.database = name
+        return configuration
+    }
+
+    /// Counts the rows of one of the store's tables (`inbox`, `commands`, `outbox`…), for tools.
+    public func count(_ table: String) async throws -> Int {
+        guard ["inbox", "employees", "commands", "outbox", "duo_links"].contains(table) else { throw StoreURLError("no table \(table)") }
+        return try await run { conn in
+            for try await n in try await conn.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: logger).decode(Int64.self) {
+                return Int(n)
+            }
+            return 0
+        }
+    }
+
+    /// Removes every table of the store: for tests that need an empty database.
+    public func dropEverything() async throws {
+        try await run { conn in
+            _ = try await conn.query("DROP TABLE IF EXISTS inbox, employees, commands, outbox, duo_links, duo_lifecycle_migrations",
+                                     logger: logger).collect()
+        }
+    }
+
+    static func command(_ row: PostgresRow) throws -> StoredCommand {
+        let r = row.makeRandomAccess()
+        return StoredCommand(
+            id: try r["id"].decode(Int64.self),
+            command: try decoder.decode(ProvisioningCommand.self, from: try r["command"].decode(Data.self)),
+            source: SourceRecord(topic: try r["src_topic"].decode(String.self), partition: try r["src_partition"].decode(Int32.self),
+                                 offset: try r["src_offset"].decode(Int64.self), timestampMs: try r["src_timestamp"].decode(Int64?.self),
+                                 key: try r["src_key"].decode(Data?.self).map { Array($0) }, value: try r["src_value"].decode(Data?.self).map { Array($0) },
+                                 headers: try HeaderCoding.decode(try r["src_headers"].decode(Data.self)),
+                                 receivedAt: Date(timeIntervalSince1970: try r["received_at"].decode(Double.self))),
+            state: CommandState(rawValue: try r["state"].decode(String.self)) ?? .pending, attempts: Int(try r["attempts"].decode(Int64.self)),
+            nextAttemptAt: Date(timeIntervalSince1970: try r["next_attempt_at"].decode(Double.self)),
+            firstFailureAt: try r["first_failure_at"].decode(Double?.self).map(Date.init(timeIntervalSince1970:)),
+            lastError: try r["last_error"].decode(String?.self), isFollowUp: try r["follow_up"].decode(Bool.self),
+            createdAt: Date(timeIntervalSince1970: try r["created_at"].decode(Double.self)),
+            doneOperations: (try r["done_operations"].decode(String?.self) ?? "").split(separator: ",").compactMap { DuoOperationKind(rawValue: String($0)) },
+            leaseToken: try r["lease_token"].decode(Int64?.self))
+    }
+
+    /// One transaction on one pooled connection.
+    struct Transaction: LifecycleStoreTransaction {
+        let conn: PostgresConnection
+        let logger: Logger
+
+        private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+            try await conn.query(query, logger: logger).collect()
+        }
+
+        func inboxContains(source: String, id: String) async throws -> Bool {
+            try await !rows("SELECT 1 FROM inbox WHERE source = \(source) AND event_id = \(id)").isEmpty
+        }
+
+        func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws {
+            _ = try await rows("""
+                INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at)
+                VALUES (\(source), \(id), \(topic), \(partition), \(offset), \(receivedAt.timeIntervalSince1970))
+                ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
+                  "offset" = excluded."offset", received_at = excluded.received_at
+                """)
+        }
+
+        func employeeState(_ employeeID: String) async throws -> EmployeeState? {
+            // The employee stays locked until the transaction ends: two replicas (during a
+            // rebalance, or an ingest beside a dispatch) never interleave one employee's changes.
+            _ = try await rows("SELECT pg_advisory_xact_lock(hashtextextended(\(employeeID), 11))")
+            guard let row = try await rows("SELECT state FROM employees WHERE employee_id = \(employeeID)").first else { return nil }
+            return try PostgresLifecycleStore.decoder.decode(EmployeeState.self, from: try row.makeRandomAccess()["state"].decode(Data.self))
+        }
+
+        func saveEmployeeState(_ state: EmployeeState) async throws {
+            let encoded = try PostgresLifecycleStore.encoder.encode(state)
+            _ = try await rows("""
+                INSERT INTO employees (employee_id, state, updated_at) VALUES (\(state.employeeID), \(encoded), \(Date().timeIntervalSince1970))
+                ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                """)
+        }
+
+        func waitingCommand(employeeID: String) async throws -> StoredCommand? {
+            try await rows("""
+                SELECT * FROM commands WHERE employee_id = \(employeeID) AND state IN ('pending', 'retry') ORDER BY id DESC LIMIT 1
+                """).first.map(PostgresLifecycleStore.command)
+        }
+
+        func waitingCommands(employeeID: String) async throws -> [StoredCommand] {
+            try await rows("SELECT * FROM commands WHERE employee_id = \(employeeID) AND state IN ('pending', 'retry') ORDER BY id")
+                .map(PostgresLifecycleStore.command)
+        }
+
+        func newestCommand(employeeID: String) async throws -> StoredCommand? {
+            try await rows("SELECT * FROM commands WHERE employee_id = \(employeeID) ORDER BY id DESC LIMIT 1").first.map(PostgresLifecycleStore.command)
+        }
+
+        func insertCommand(_ c: NewCommand) async throws -> Int64 {
+            let now = Date().timeIntervalSince1970
+            let src = c.source
+            let encoded = try PostgresLifecycleStore.encoder.encode(c.command)
+            let inserted = try await rows("""
+                INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
+                  src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
+                VALUES (\(c.command.employeeID), \(c.state.rawValue), \(Int64(c.command.priority.rawValue)), \(encoded), \(c.isFollowUp),
+                  \(c.notBefore.timeIntervalSince1970), \(now), \(now), \(src.topic), \(src.partition), \(src.offset), \(src.timestampMs),
+                  \(src.key.map { Data($0) }), \(src.value.map { Data($0) }), \(HeaderCoding.encode(src.headers)), \(src.receivedAt.timeIntervalSince1970))
+                RETURNING id
+                """)
+            guard let row = inserted.first else { throw StoreUnavailable("INSERT INTO commands returned no id") }
+            return try row.decode(Int64.self)
+        }
+
+        func updateCommand(id: Int64, state: CommandState, attempts: Int, nextAttemptAt: Date?, firstFailureAt: Date?, lastError: String?, now: Date) async throws {
+            _ = try await rows("""
+                UPDATE commands SET state = \(state.rawValue), attempts = \(Int64(attempts)),
+                  next_attempt_at = COALESCE(\(nextAttemptAt?.timeIntervalSince1970), next_attempt_at),
+                  first_failure_at = \(firstFailureAt?.timeIntervalSince1970), last_error = \(lastError), updated_at = \(now.timeIntervalSince1970)
+                WHERE id = \(id)
+                """)
+        }
+
+        func assertHolds(_ lease: CommandLease) async throws {
+            // FOR UPDATE: no other claim can take the command until this transaction ends.
+            let held = try await rows("""
+                SELECT 1 FROM commands WHERE id = \(lease.commandID) AND state = 'running' AND lease_token = \(lease.token) FOR UPDATE
+                """)
+            if held.isEmpty { throw LeaseLost(lease) }
+        }
+
+        func addDoneOperations(commandID: Int64, _ operations: [DuoOperationKind]) async throws {
+            guard !operations.isEmpty else { return }
+            let added = operations.map(\.rawValue).joined(separator: ",")
+            _ = try await rows("""
+                UPDATE commands SET done_operations = CASE WHEN done_operations IS NULL OR done_operations = '' THEN \(added)
+                  ELSE done_operations || ',' || \(added) END
+                WHERE id = \(commandID)
+                """)
+        }
+
+        func claimDuoUser(_ duoUserID: String, username: String, employeeID: String) async throws -> String? {
+            // Insert or keep; the row locked by the upsert says who owns the user.
+            let owner = try await rows("""
+                INSERT INTO duo_links (duo_user_id, employee_id, username, linked_at)
+                VALUES (\(duoUserID), \(employeeID), \(username), \(Date().timeIntervalSince1970))
+                ON CONFLICT (duo_user_id) DO UPDATE SET username = CASE WHEN duo_links.employee_id = excluded.employee_id
+                  THEN excluded.username ELSE duo_links.username END
+                RETURNING employee_id
+                """).first.map { try $0.decode(String.self) }
+            return owner.flatMap { $0 == employeeID ? nil : $0 }
+        }
+
+        func linkedDuoUserIDs(employeeID: String) async throws -> [String] {
+            try await rows("SELECT duo_user_id FROM duo_links WHERE employee_id = \(employeeID) ORDER BY linked_at DESC")
+                .map { try $0.decode(String.self) }
+        }
+
+        func employeeLinked(toUsername username: String) async throws -> String? {
+            try await rows("SELECT employee_id FROM duo_links WHERE lower(username) = lower(\(username)) LIMIT 1").first.map { try $0.decode(String.self) }
+        }
+
+        func enqueue(_ m: NewOutboxMessage) async throws {
+            _ = try await rows("""
+                INSERT INTO outbox (kind, topic, key, value, headers, created_at, original_value)
+                VALUES (\(m.kind.rawValue), \(m.topic), \(m.key.map { Data($0) }), \(m.value.map { Data($0) }), \(HeaderCoding.encode(m.headers)),
+                  \(Date().timeIntervalSince1970), \(m.originalValue.map { Data($0) }))
+                """)
+        }
+    }
+}
+
+/// The store cannot be reached or answered something it should not have.
+public struct StoreUnavailable: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
