@@ -11,8 +11,10 @@ import Lifecycle
 /// commands and dead letters. Two implementations: ``SQLiteLifecycleStore`` (one replica, the
 /// embedded default) and ``PostgresLifecycleStore`` (any number of replicas sharing it).
 public protocol LifecycleStore: Sendable {
-    /// Runs `body` in one transaction; everything it writes commits together or not at all.
-    func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T
+    /// Runs `body` in one transaction; everything it writes commits together or not at all. A
+    /// transaction the database does not finish in time fails (PostgreSQL), so a caller is never
+    /// stuck on a connection that died under it.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T
 
     /// Puts commands that a previous run of this worker (`owner`) left `running` back to
     /// `pending`: that run has stopped, so they would otherwise wait for their leases to expire.

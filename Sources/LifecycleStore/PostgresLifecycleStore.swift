@@ -105,10 +105,21 @@ public struct StoreURLError: Error, CustomStringConvertible {
 /// ingests an employee's next event sees the whole history.
 public final class PostgresLifecycleStore: LifecycleStore {
     public let configuration: PostgresStoreConfiguration
-    let client: PostgresClient
     let logger: Logger
-    private let runTask: Mutex<Task<Void, Never>?>
+    private let clientConfiguration: PostgresClient.Configuration
+    /// The connection pool, replaced when an operation gets no answer in time (see ``bounded(_:)``).
+    private let pool: Mutex<(client: PostgresClient, runTask: Task<Void, Never>, generation: Int)?>
     private let localLock = AsyncWriteLock()
+    /// How long one store operation may take before it fails and the pool is replaced: well
+    /// beyond any statement's timeout, so only an operation stuck on a dead connection reaches it.
+    let operationDeadline: Duration
+
+    var client: PostgresClient {
+        get throws {
+            guard let client = pool.withLock({ $0?.client }) else { throw StoreUnavailable("The store is closed") }
+            return client
+        }
+    }
 
     private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -151,9 +162,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
             ("idle_in_transaction_session_timeout", "\(Int64(Self.idleInTransactionTimeout / .milliseconds(1)))"),
             ("application_name", "duo-lifecycle"),
         ]
+        clientConfiguration = config
+        operationDeadline = max(.seconds(30), configuration.statementTimeout * 3)
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        self.client = client
-        self.runTask = Mutex(Task { await client.run() })
+        pool = Mutex((client, Task { await client.run() }, 0))
         let deadline = ContinuousClock.now + connectTimeout
         while true {
             do {
@@ -171,12 +183,51 @@ public final class PostgresLifecycleStore: LifecycleStore {
     }
 
     public func close() async {
-        let task = runTask.withLock { t -> Task<Void, Never>? in defer { t = nil }; return t }
+        let task = pool.withLock { p -> Task<Void, Never>? in defer { p = nil }; return p?.runTask }
         task?.cancel()
         await task?.value
     }
 
-    deinit { runTask.withLock { $0?.cancel() } }
+    deinit { pool.withLock { $0?.runTask.cancel() } }
+
+    /// Runs `operation` on the current pool, failing with ``StoreUnavailable`` if it takes longer
+    /// than ``operationDeadline``. PostgresNIO can leave a query waiting forever on a connection
+    /// the server closed under it (a database restart in the middle of a query); the caller then
+    /// gets its error, the stuck operation is abandoned with its pool, and a new pool serves the
+    /// next operations, so the worker carries on by itself.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        guard let (client, generation) = pool.withLock({ p in p.map { ($0.client, $0.generation) } }) else {
+            throw StoreUnavailable("The store is closed")
+        }
+        let once = OnceFlag()
+        let deadline = operationDeadline
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let timer = Task {
+                guard (try? await Task.sleep(for: deadline)) != nil, once.claim() else { return }
+                self.replacePool(generation: generation)
+                continuation.resume(throwing: StoreUnavailable("No answer from PostgreSQL within \(deadline); reconnecting with a new pool"))
+            }
+            Task {
+                do {
+                    let value = try await Self.readableErrors { try await operation(client) }
+                    if once.claim() { timer.cancel(); continuation.resume(returning: value) }
+                } catch {
+                    if once.claim() { timer.cancel(); continuation.resume(throwing: error) }
+                }
+            }
+        }
+    }
+
+    private func replacePool(generation: Int) {
+        let replaced = pool.withLock { p -> Bool in
+            guard let current = p, current.generation == generation else { return false }
+            current.runTask.cancel()
+            let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+            p = (client, Task { await client.run() }, generation + 1)
+            return true
+        }
+        if replaced { logger.error("A store operation got no answer in time; its connections are abandoned and a new pool is used") }
+    }
 
     // MARK: Schema
 
@@ -275,12 +326,14 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     // MARK: Transactions
 
-    public func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
-        try await inTransaction { conn in try await body(Transaction(conn: conn, logger: logger)) }
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+        let logger = logger
+        return try await inTransaction { conn in try await body(Transaction(conn: conn, logger: logger)) }
     }
 
-    private func inTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await Self.readableErrors { try await client.withConnection { conn in
+    private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = logger
+        return try await bounded { client in try await client.withConnection { conn in
             _ = try await conn.query("BEGIN", logger: logger).collect()
             do {
                 let result = try await body(conn)
@@ -312,8 +365,8 @@ public final class PostgresLifecycleStore: LifecycleStore {
     }
 
     /// Runs one statement (or a few) on a pooled connection, outside an explicit transaction.
-    private func run<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await Self.readableErrors { try await client.withConnection { conn in try await body(conn) } }
+    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await bounded { client in try await client.withConnection { conn in try await body(conn) } }
     }
 
     /// PostgresNIO's errors describe themselves generically (to keep query data out of logs):
@@ -335,7 +388,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         try await localLock.withLock {
             while true {
-                let result: T? = try await client.withConnection { conn in
+                let result: T? = try await Self.readableErrors { try await client.withConnection { conn in
                     let locked = try await conn.query("SELECT pg_try_advisory_lock(hashtextextended(\(name), 13))", logger: logger)
                         .collect().first?.decode(Bool.self) ?? false
                     guard locked else { return nil }
@@ -347,7 +400,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                         _ = try? await conn.query("SELECT pg_advisory_unlock(hashtextextended(\(name), 13))", logger: logger).collect()
                         throw error
                     }
-                }
+                } }
                 if let result { return result }
                 try await Task.sleep(for: .milliseconds(50))
             }
@@ -359,7 +412,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
             try await conn.query("""
                 UPDATE commands SET state = 'pending', lease_owner = NULL, updated_at = \(Date().timeIntervalSince1970)
                 WHERE state = 'running' AND lease_owner = \(owner) RETURNING id
-                """, logger: logger).collect().count
+                """, logger: self.logger).collect().count
         }
     }
 
@@ -376,7 +429,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 ORDER BY c.priority, c.next_attempt_at, c.id
                 LIMIT \(Int64(limit * 4))
                 FOR UPDATE SKIP LOCKED
-                """, logger: logger).collect()
+                """, logger: self.logger).collect()
             var seen = Set<String>()
             var claimed: [StoredCommand] = []
             for row in rows where claimed.count < limit {
@@ -386,12 +439,12 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 // Another replica claiming this employee's commands right now holds the lock: skip
                 // it. Holding it, look again with a fresh snapshot: a claim committed since the
                 // query above shows up now.
-                let locked = try await conn.query("SELECT pg_try_advisory_xact_lock(hashtextextended(\(employee), 7))", logger: logger)
+                let locked = try await conn.query("SELECT pg_try_advisory_xact_lock(hashtextextended(\(employee), 7))", logger: self.logger)
                     .collect().first?.decode(Bool.self) ?? false
                 guard locked else { continue }
                 let others = try await conn.query("""
                     SELECT id FROM commands WHERE employee_id = \(employee) AND state = 'running' AND id <> \(command.id)
-                    """, logger: logger).collect()
+                    """, logger: self.logger).collect()
                 guard others.isEmpty else { continue }
                 // An expired claim goes before its employee's newer commands; a waiting command
                 // goes only if no older one of its employee is running.
@@ -399,7 +452,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 _ = try await conn.query("""
                     UPDATE commands SET state = 'running', lease_until = \(t + lease / .seconds(1)), lease_token = \(token),
                       lease_owner = \(owner), updated_at = \(t) WHERE id = \(command.id)
-                    """, logger: logger).collect()
+                    """, logger: self.logger).collect()
                 var running = command
                 running.state = .running
                 running.leaseToken = token
@@ -418,7 +471,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 FROM unnest(\(leases.map(\.commandID)), \(leases.map(\.token))) AS l(id, token)
                 WHERE c.id = l.id AND c.lease_token = l.token AND c.state = 'running' AND c.lease_until >= \(now.timeIntervalSince1970)
                 RETURNING c.id
-                """, logger: logger)
+                """, logger: self.logger)
             for try await id in rows.decode(Int64.self) { ids.insert(id) }
             return ids
         }
@@ -430,17 +483,16 @@ public final class PostgresLifecycleStore: LifecycleStore {
             try await !conn.query("""
                 SELECT 1 FROM commands WHERE id = \(lease.commandID) AND state = 'running' AND lease_token = \(lease.token)
                   AND lease_until >= \(now.timeIntervalSince1970 + margin / .seconds(1))
-                """, logger: logger).collect().isEmpty
+                """, logger: self.logger).collect().isEmpty
         }
     }
 
     public func nextReadyAt() async throws -> Date? {
         try await run { conn in
-            for try await next in try await conn.query("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: logger)
-                .decode(Double?.self) {
-                return next.map(Date.init(timeIntervalSince1970:))
-            }
-            return nil
+            // Every row stream is read to its end (collect): a stream left part-read would leave its
+            // connection mid-query when it goes back to the pool.
+            try await conn.query("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: self.logger)
+                .collect().first?.decode(Double?.self).map(Date.init(timeIntervalSince1970:))
         }
     }
 
@@ -452,7 +504,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL AND COALESCE(claimed_until, 0) < \(t)
                              ORDER BY id LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
                 RETURNING id, kind, topic, key, value, headers, original_value, created_at
-                """, logger: logger).collect()
+                """, logger: self.logger).collect()
             return try rows.map { row in
                 let r = row.makeRandomAccess()
                 return OutboxMessage(id: try r["id"].decode(Int64.self), message: NewOutboxMessage(
@@ -468,14 +520,14 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func markSent(_ ids: [Int64], at: Date) async throws {
         guard !ids.isEmpty else { return }
         try await run { conn in
-            _ = try await conn.query("UPDATE outbox SET sent_at = \(at.timeIntervalSince1970) WHERE id = ANY(\(ids))", logger: logger).collect()
+            _ = try await conn.query("UPDATE outbox SET sent_at = \(at.timeIntervalSince1970) WHERE id = ANY(\(ids))", logger: self.logger).collect()
         }
     }
 
     public func park(_ id: Int64, reason: String, at: Date) async throws {
         try await run { conn in
             _ = try await conn.query("UPDATE outbox SET parked_at = \(at.timeIntervalSince1970), park_reason = \(reason) WHERE id = \(id)",
-                                     logger: logger).collect()
+                                     logger: self.logger).collect()
         }
     }
 
@@ -483,20 +535,20 @@ public final class PostgresLifecycleStore: LifecycleStore {
         try await run { conn in
             try await conn.query("""
                 DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(cutoff.timeIntervalSince1970) AND original_value IS NULL RETURNING id
-                """, logger: logger).collect().count
+                """, logger: self.logger).collect().count
         }
     }
 
     public func purgeFinished(before cutoff: Date) async throws -> Int {
         let t = cutoff.timeIntervalSince1970
         return try await run { conn in
-            var purged = try await conn.query("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: logger).collect().count
+            var purged = try await conn.query("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: self.logger).collect().count
             purged += try await conn.query("""
                 DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < \(t) RETURNING id
-                """, logger: logger).collect().count
+                """, logger: self.logger).collect().count
             purged += try await conn.query("""
                 DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(t) AND original_value IS NOT NULL RETURNING id
-                """, logger: logger).collect().count
+                """, logger: self.logger).collect().count
             return purged
         }
     }
@@ -506,14 +558,14 @@ public final class PostgresLifecycleStore: LifecycleStore {
             var byState: [CommandState: Int] = [.pending: 0, .retry: 0, .running: 0]
             for try await (state, n) in try await conn.query("""
                 SELECT state, COUNT(*) FROM commands WHERE state IN ('pending', 'retry', 'running') GROUP BY state
-                """, logger: logger).decode((String, Int64).self) {
+                """, logger: self.logger).decode((String, Int64).self) {
                 if let s = CommandState(rawValue: state) { byState[s] = Int(n) }
             }
             var backlog = 0
             var oldest: Double?
             for try await (n, min) in try await conn.query("""
                 SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL
-                """, logger: logger).decode((Int64, Double?).self) {
+                """, logger: self.logger).decode((Int64, Double?).self) {
                 backlog = Int(n)
                 oldest = min
             }
@@ -526,8 +578,9 @@ public final class PostgresLifecycleStore: LifecycleStore {
         try await run { conn in
             let rows = try await conn.query("""
                 SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL
-                """, logger: logger)
-            for try await (headerData, original) in rows.decode((Data, Data).self) {
+                """, logger: self.logger)
+            for row in try await rows.collect() {
+                let (headerData, original) = try row.decode((Data, Data).self)
                 let headers = try HeaderCoding.decode(headerData)
                 func header(_ name: String) -> String? { headers.last { $0.name == name }?.value.flatMap { String(validating: $0, as: UTF8.self) } }
                 if header("kafka_dlt-original-topic") == topic, header("kafka_dlt-original-partition") == String(partition),
@@ -540,7 +593,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     }
 
     public func allCommands() async throws -> [StoredCommand] {
-        try await run { conn in try await conn.query("SELECT * FROM commands ORDER BY id", logger: logger).collect().map(Self.command) }
+        try await run { conn in try await conn.query("SELECT * FROM commands ORDER BY id", logger: self.logger).collect().map(Self.command) }
     }
 
     /// Creates an empty database beside the one `server` names (for tests and benchmarks) and
@@ -566,10 +619,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func count(_ table: String) async throws -> Int {
         guard ["inbox", "employees", "commands", "outbox", "duo_links"].contains(table) else { throw StoreURLError("no table \(table)") }
         return try await run { conn in
-            for try await n in try await conn.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: logger).decode(Int64.self) {
-                return Int(n)
-            }
-            return 0
+            Int(try await conn.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: self.logger).collect().first?.decode(Int64.self) ?? 0)
         }
     }
 
@@ -577,7 +627,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func dropEverything() async throws {
         try await run { conn in
             _ = try await conn.query("DROP TABLE IF EXISTS inbox, employees, commands, outbox, duo_links, duo_lifecycle_migrations",
-                                     logger: logger).collect()
+                                     logger: self.logger).collect()
         }
     }
 
@@ -725,6 +775,12 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 """)
         }
     }
+}
+
+/// Set once, by whichever of several racers gets there first.
+private final class OnceFlag: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool { done.withLock { d in if d { return false }; d = true; return true } }
 }
 
 /// The store cannot be reached or answered something it should not have.

@@ -155,7 +155,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         return [0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"][value] ?? "\(value)"
     }
 
-    public func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
         try await writeLock.withLock {
             let transaction = Transaction(pool: pool)
             try transaction.execute("BEGIN IMMEDIATE")

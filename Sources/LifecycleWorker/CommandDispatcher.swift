@@ -190,7 +190,7 @@ public final class CommandDispatcher: Service, Sendable {
                 // the command's. It waits and runs again, its attempt not counted; if even this
                 // cannot be recorded, its lease expires and it is claimed again.
                 try await store.write { tx in
-                    try await assertHolds(stored, tx)
+                    try await self.assertHolds(stored, tx)
                     try await tx.addDoneOperations(commandID: stored.id, operations)
                     try await tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
                                                firstFailureAt: stored.firstFailureAt, lastError: error.description, now: finished)
@@ -215,7 +215,7 @@ public final class CommandDispatcher: Service, Sendable {
                     // the outage's time does not count towards its retry age. The writes it made
                     // are kept for its result (the Duo user it found or created is linked already).
                     try await store.write { tx in
-                        try await assertHolds(stored, tx)
+                        try await self.assertHolds(stored, tx)
                         try await tx.addDoneOperations(commandID: stored.id, operations)
                         try await tx.updateCommand(id: stored.id, state: .retry, attempts: stored.attempts, nextAttemptAt: finished.addingTimeInterval(1),
                                                    firstFailureAt: nil, lastError: error.description, now: finished)
@@ -286,7 +286,7 @@ public final class CommandDispatcher: Service, Sendable {
         do {
             try await store.write { tx in
                 if let lease { try await tx.assertHolds(lease) }
-                try await factory.supersede(stored, in: tx, now: now)
+                try await self.factory.supersede(stored, in: tx, now: now)
             }
         } catch is LeaseLost {
             logger.notice("Claim lost before superseding a command; the worker that holds it now decides", metadata: ["command": "\(stored.id)"])
@@ -302,7 +302,7 @@ public final class CommandDispatcher: Service, Sendable {
         let operations = stored.doneOperations + outcome.operations
         let resultOutcome: ProvisioningOutcome = outcome.deleteAt != nil ? .scheduled : (operations.isEmpty ? .noChange : .applied)
         try await store.write { tx in
-            try await assertHolds(stored, tx)
+            try await self.assertHolds(stored, tx)
             try await tx.updateCommand(id: stored.id, state: .done, attempts: stored.attempts + 1, nextAttemptAt: nil,
                                        firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
             if var state = try await tx.employeeState(stored.command.employeeID) {
@@ -318,7 +318,7 @@ public final class CommandDispatcher: Service, Sendable {
                 try await tx.insertCommand(NewCommand(command: stored.command, source: stored.source, notBefore: deleteAt, isFollowUp: true))
             }
             if !stored.isFollowUp {
-                try await tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
+                try await tx.enqueue(self.factory.result(for: .init(stored.command), record: stored.source, outcome: resultOutcome, userID: outcome.userID,
                                               operations: operations, attempts: stored.attempts + 1, now: now))
             }
         }
@@ -342,7 +342,7 @@ public final class CommandDispatcher: Service, Sendable {
         }
         let delay = policy.delay(afterAttempts: attempts)
         try await store.write { tx in
-            try await assertHolds(stored, tx)
+            try await self.assertHolds(stored, tx)
             try await tx.addDoneOperations(commandID: stored.id, operations)
             try await tx.updateCommand(id: stored.id, state: .retry, attempts: attempts, nextAttemptAt: now.addingTimeInterval(delay / .seconds(1)),
                                        firstFailureAt: firstFailure, lastError: error.description, now: now)
@@ -356,13 +356,13 @@ public final class CommandDispatcher: Service, Sendable {
     private func deadLetter(_ stored: StoredCommand, reason: DeadLetterReason, code: String, message: String, retriable: Bool,
                             operations: [DuoOperationKind], userID: String?, attempts: Int, now: Date, firstFailure: Date? = nil) async throws {
         try await store.write { tx in
-            try await assertHolds(stored, tx)
+            try await self.assertHolds(stored, tx)
             try await tx.updateCommand(id: stored.id, state: .dead, attempts: attempts, nextAttemptAt: nil,
                                  firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now, lastError: message, now: now)
             if !stored.isFollowUp {
-                try await tx.enqueue(factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
+                try await tx.enqueue(self.factory.deadLetter(record: stored.source, reason: reason, message: message, errorCode: code, attempts: attempts,
                                                   firstFailureAt: firstFailure ?? stored.firstFailureAt ?? now))
-                try await tx.enqueue(factory.result(for: .init(stored.command), record: stored.source, outcome: .deadLettered, userID: userID,
+                try await tx.enqueue(self.factory.result(for: .init(stored.command), record: stored.source, outcome: .deadLettered, userID: userID,
                                               operations: stored.doneOperations + operations, attempts: attempts,
                                               error: .init(code: code, message: message, retriable: retriable), now: now))
             }

@@ -441,7 +441,9 @@ final class CountingStore: Sendable {
     struct Counted: LifecycleStore {
         let inner: any LifecycleStore
         let owner: CountingStore
-        func write<T>(_ body: (any LifecycleStoreTransaction) async throws -> T) async throws -> T { try await inner.write(body) }
+        func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+            try await inner.write(body)
+        }
         func recoverRunning(owner: String) async throws -> Int { try await inner.recoverRunning(owner: owner) }
         func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner worker: String) async throws -> [StoredCommand] {
             owner.claims.withLock { $0 += 1 }

@@ -329,7 +329,8 @@ struct StoreTests {
         await b.close()
     }
 
-    @Test("PostgreSQL outage: calls made while the database is down fail or finish once it is back; none hangs", .timeLimit(.minutes(2)))
+    @Test("PostgreSQL restart under load: transactions in flight when it stops and calls made while it is down fail or finish once it is back; none hangs",
+          .timeLimit(.minutes(2)))
     func callsDuringOutageDoNotHang() async throws {
         let server = try await PrivatePostgres()
         let store = try await PostgresLifecycleStore(configuration: try PostgresStoreConfiguration(url: server.url), logger: TestPostgres.quietLogger)
