@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
-        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleStore", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
         .testTarget(name: "LifecycleWorkerTests", dependencies: [
             "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -88,6 +88,13 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 }
 
+extension PostgresStoreConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Printed, logged or dumped, the configuration never shows its password.
+    public var description: String { redactedDescription }
+    public var debugDescription: String { redactedDescription }
+    public var customMirror: Mirror { Mirror(self, children: ["url": redactedDescription]) }
+}
+
 /// A store URL that cannot be used.
 public struct StoreURLError: Error, CustomStringConvertible {
     public var description: String
@@ -182,10 +189,17 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
+    /// Closes the pool, waiting up to 5 s for its connections to close (an operation abandoned on
+    /// a dead connection would otherwise hold the shutdown).
     public func close() async {
         let task = pool.withLock { p -> Task<Void, Never>? in defer { p = nil }; return p?.runTask }
         task?.cancel()
-        await task?.value
+        guard let task else { return }
+        let deadline = ContinuousClock.now + .seconds(5)
+        final class Finished: Sendable { let value = Mutex(false) }
+        let finished = Finished()
+        Task { await task.value; finished.value.withLock { $0 = true } }
+        while !finished.value.withLock({ $0 }) && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     deinit { pool.withLock { $0?.runTask.cancel() } }

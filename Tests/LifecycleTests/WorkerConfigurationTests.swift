@@ -1,5 +1,6 @@
 import DuoAdmin
 import Foundation
+import LifecycleStore
 import LifecycleWorker
 import Testing
 
@@ -82,7 +83,39 @@ struct WorkerConfigurationTests {
         Bad(yaml: minimal + "\nretry:\n  base: soon", mentions: "retry.base"),
         Bad(yaml: minimal + "\ntermination:\n  action: vaporize", mentions: "termination.action"),
         Bad(yaml: minimal, env: ["DUO_LIFECYCLE_DUO_SKEY_FIEL": "x"], mentions: "DUO_LIFECYCLE_DUO_SKEY_FIEL"),
+        Bad(yaml: minimal + "\nstore:\n  url: mysql://db/x", mentions: "store.url"),
+        Bad(yaml: minimal + "\nstore:\n  url: postgres://db.internal/lifecycle", mentions: "store.url"),
+        Bad(yaml: minimal + "\nstore:\n  url: postgres://duo@db/x?sslmode=sometimes", mentions: "sslmode"),
+        Bad(yaml: minimal + "\nstore:\n  url: postgres://duo@db/x\n  password_file: /nonexistent/pw", mentions: "store.password_file"),
+        Bad(yaml: minimal + "\nstore:\n  url: postgres://duo@db/x\n  pool_size: 1", mentions: "store.pool_size"),
+        Bad(yaml: minimal + "\nstore:\n  url: sqlite:///tmp/x.sqlite\n  path: /tmp/y.sqlite", mentions: "store.url"),
+        Bad(yaml: minimal + "\nworker:\n  id: \"\"", mentions: "worker.id"),
     ]
+
+    @Test("A shared PostgreSQL store: URL, password file, pool, timeouts, worker id and static membership; the password never shows")
+    func postgresStore() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pg-\(UUID().uuidString)").path
+        try "from-the-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal + """
+
+            store:
+              url: postgres://duo_lifecycle@db.internal:6432/lifecycle?sslmode=verify-full
+              password_file: \(file)
+              tls_ca_file: /etc/ssl/ca.pem
+              pool_size: 20
+              statement_timeout: 5s
+            worker:
+              id: replica-7
+            """, environment: ["DUO_LIFECYCLE_KAFKA_STATIC_MEMBERSHIP": "true"])
+        let pg = try #require(s.postgres)
+        #expect(pg.host == "db.internal" && pg.port == 6432 && pg.database == "lifecycle" && pg.username == "duo_lifecycle")
+        #expect(pg.password == "from-the-file" && pg.tls == .verifyFull && pg.caFile == "/etc/ssl/ca.pem")
+        #expect(pg.poolSize == 20 && pg.statementTimeout == .seconds(5))
+        #expect(s.pipeline.workerID == "replica-7" && s.pipeline.staticMembership)
+        #expect(!"\(s)".contains("from-the-file") && !pg.redactedDescription.contains("from-the-file"))
+        let sqlite = try WorkerConfiguration.parse(yaml: Self.minimal + "\nstore:\n  url: sqlite:///var/lib/x/state.sqlite")
+        #expect(sqlite.postgres == nil && sqlite.storePath == "/var/lib/x/state.sqlite")
+    }
 
     @Test("Unknown keys and missing values are errors that name them", arguments: bad)
     func errors(_ b: Bad) {

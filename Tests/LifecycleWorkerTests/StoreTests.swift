@@ -335,15 +335,18 @@ struct StoreTests {
         let server = try await PrivatePostgres()
         let store = try await PostgresLifecycleStore(configuration: try PostgresStoreConfiguration(url: server.url), logger: TestPostgres.quietLogger)
         try await store.write { try await $0.insertCommand(Self.command("A")) }
-        final class Outcomes: Sendable { let done = Mutex(0) }
+        final class Outcomes: Sendable { let done = Mutex(0); let stop = Mutex(false) }
         let outcomes = Outcomes()
         // Twelve tasks busy with transactions when the server stops, and still calling while it is down.
         let calls = (0..<12).map { i in
             Task {
-                for n in 0..<400 {
+                var n = 0
+                while !outcomes.stop.withLock({ $0 }) {
+                    n += 1
+                    let name = "E\(i)-\(n)"
                     _ = try? await store.write { tx in
                         _ = try await tx.employeeState("E\(i)")
-                        try await tx.saveEmployeeState(EmployeeState(employeeID: "E\(i)-\(n)"))
+                        try await tx.saveEmployeeState(EmployeeState(employeeID: name))
                     }
                 }
                 outcomes.done.withLock { $0 += 1 }
@@ -353,9 +356,11 @@ struct StoreTests {
         try await server.stop()
         try await Task.sleep(for: .seconds(3))
         try await server.start()
-        let deadline = ContinuousClock.now + .seconds(40)
+        outcomes.stop.withLock { $0 = true }
+        // Each call left finishes: at the latest when the store's operation deadline (30 s) passes.
+        let deadline = ContinuousClock.now + .seconds(60)
         while outcomes.done.withLock({ $0 }) < calls.count && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(outcomes.done.withLock { $0 } == calls.count, "calls still waiting 40 s after the database came back")
+        #expect(outcomes.done.withLock { $0 } == calls.count, "calls still waiting 60 s after the database came back")
         #expect(try await store.allCommands().count == 1, "the store works again")
         await store.close()
         await server.destroy()

@@ -39,7 +39,9 @@ struct ReplicaProcessTests {
         var hires: [KafkaProducerMessage] = []
         for i in 0..<1000 {
             hires.append(try Self.message("hired", e(i), id: "\(e(i))-hire", seq: 1, roles: roles(i, changed: false)))
-            expected["\(e(i))-hire"] = ["applied", "superseded"]
+            // no_change: a hire applied by the replica killed with -9, which could not record it, is
+            // applied again by another and then finds Duo right.
+            expected["\(e(i))-hire"] = ["applied", "superseded", "no_change"]
         }
         try await env.stack.publish(hires)
         try await Task.sleep(for: .seconds(2))
@@ -63,7 +65,8 @@ struct ReplicaProcessTests {
         })
         try await Task.sleep(for: .seconds(1))
         replicas["replica-2"]?.process.signal(SIGTERM)
-        #expect(await replicas["replica-2"]?.process.wait(timeout: .seconds(30)) == 0, "a graceful stop exits 0")
+        let stopped = await replicas["replica-2"]?.process.wait(timeout: .seconds(30))
+        #expect(stopped == 0, "a graceful stop exits 0, got \(String(describing: stopped)): \(replicas["replica-2"]?.process.stderr.suffix(3000) ?? "")")
 
         // 100 rehires, 400 duplicates of earlier events, 200 late old hires of leavers.
         var last: [KafkaProducerMessage] = try (0..<100).map { i in
