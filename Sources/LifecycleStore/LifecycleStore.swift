@@ -281,3 +281,17 @@ public struct StoreStatistics: Sendable, Hashable {
     /// Age of the oldest unsent outbox message, in seconds.
     public var outboxOldestAge: Double
 }
+
+/// The JSON form in which both stores keep commands and employees' state (dates as milliseconds).
+enum StateCoding {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .millisecondsSince1970
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .millisecondsSince1970
+        return d
+    }()
+}

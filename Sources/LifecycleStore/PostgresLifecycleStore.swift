@@ -128,16 +128,8 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
-    private static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .millisecondsSince1970
-        return e
-    }()
-    private static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
-        return d
-    }()
+    private static var encoder: JSONEncoder { StateCoding.encoder }
+    private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Connects and migrates the schema (under an advisory lock, so replicas starting together
     /// migrate once). Waits up to `connectTimeout` for the server.

@@ -53,16 +53,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     private let writeLock = AsyncWriteLock()
     private let namedLock = AsyncWriteLock()
     public let path: String
-    private static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .millisecondsSince1970
-        return e
-    }()
-    private static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.dateDecodingStrategy = .millisecondsSince1970
-        return d
-    }()
+    private static var encoder: JSONEncoder { StateCoding.encoder }
+    private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Opens (creating if needed) the database at `path` and migrates its schema.
     public init(path: String) throws {
