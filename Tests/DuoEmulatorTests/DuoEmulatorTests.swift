@@ -280,7 +280,9 @@ struct DuoEmulatorRateLimitTests {
         #expect(tally["throttled"] > 0)
         #expect(tally["retryAfter"] == 0, "Duo sends no Retry-After")
         #expect(tally["wrongCode"] == 0)
-        #expect(abs(rate - 50) <= 5, "accepted \(rate)/s")
+        // At most 50·(T+1) over T = 10 s is 55/s; the client stamps a reply a little after the emulator
+        // admitted it, so admissions just before the start can count: allow one more per second.
+        #expect(rate >= 45 && rate <= 56, "accepted \(rate)/s")
         await emulator.stop()
     }
 }
