@@ -280,8 +280,8 @@ struct DuoEmulatorRateLimitTests {
         #expect(tally["throttled"] > 0)
         #expect(tally["retryAfter"] == 0, "Duo sends no Retry-After")
         #expect(tally["wrongCode"] == 0)
-        // At most 50·(T+1) over T = 10 s is 55/s; the client stamps a reply a little after the emulator
-        // admitted it, so admissions just before the start can count: allow one more per second.
+        // At most 50·(T+1) over T = 10 s is 55/s; 55.4/s was seen on a loaded two-core run (a few
+        // admissions at a window's edge), so the bound allows one more a second.
         #expect(rate >= 45 && rate <= 56, "accepted \(rate)/s")
         await emulator.stop()
     }
