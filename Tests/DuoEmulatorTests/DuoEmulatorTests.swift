@@ -280,8 +280,8 @@ struct DuoEmulatorRateLimitTests {
         #expect(tally["throttled"] > 0)
         #expect(tally["retryAfter"] == 0, "Duo sends no Retry-After")
         #expect(tally["wrongCode"] == 0)
-        // At most 50·(T+1) over T = 10 s is 55/s; 55.4/s was seen on a loaded two-core run (a few
-        // admissions at a window's edge), so the bound allows one more a second.
+        // 55.4/s was seen once, on a two-core machine loaded by the whole suite (not explained yet:
+        // the limiter is an exact one-second sliding log); the bound allows up to 56.
         #expect(rate >= 45 && rate <= 56, "accepted \(rate)/s")
         await emulator.stop()
     }
