@@ -67,12 +67,14 @@ public struct OutboxMessageFactory: Sendable {
         if let scheduledFor { data["scheduled_for"] = RFC3339.format(scheduledFor) }
         if let error { data["error"] = ["code": error.code, "message": error.message, "retriable": error.retriable] as [String: Any] }
         let value = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        let headers: [MessageHeader] = [
+        var headers: [MessageHeader] = [
             .init("ce_specversion", "1.0"), .init("ce_id", Self.resultID(for: event, record: record, outcome: outcome)),
             .init("ce_source", configuration.resultSource),
             .init("ce_type", "duo.provisioning.result"), .init("ce_time", RFC3339.format(now)),
-            .init("ce_subject", event.employeeID ?? ""), .init("content-type", "application/json"),
         ]
+        // CloudEvents: a subject, when present, is non-empty; a keyless record's result has none.
+        if let employee = event.employeeID, !employee.isEmpty { headers.append(.init("ce_subject", employee)) }
+        headers.append(.init("content-type", "application/json"))
         return NewOutboxMessage(kind: .result, topic: configuration.resultsTopic, key: event.employeeID.map { Array($0.utf8) },
                                 value: Array(value), headers: headers)
     }

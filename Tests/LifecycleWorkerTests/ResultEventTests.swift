@@ -26,4 +26,18 @@ struct ResultEventTests {
         let uuid = try #require(UUID(uuidString: first))
         #expect(uuid.uuid.6 >> 4 == 5 && uuid.uuid.8 >> 6 == 0b10, "RFC 9562 version 5, variant 10")
     }
+
+    @Test("A result about a record without an employee leaves ce_subject out: CloudEvents forbids an empty subject")
+    func resultSubjectNeverEmpty() throws {
+        let factory = OutboxMessageFactory(configuration: PipelineConfiguration())
+        let record = SourceRecord(topic: "t", partition: 1, offset: 7, timestampMs: nil, key: nil, value: nil, headers: [], receivedAt: Date())
+        func subject(_ employee: String?) -> [String] {
+            let event = OutboxMessageFactory.EventIdentity(id: "e1", source: "urn:s", type: "hr.employee.hired", employeeID: employee)
+            return factory.result(for: event, record: record, outcome: .deadLettered).headers
+                .filter { $0.name == "ce_subject" }.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        }
+        #expect(subject(nil).isEmpty, "a keyless record's result has no ce_subject")
+        #expect(subject("").isEmpty)
+        #expect(subject("E1") == ["E1"])
+    }
 }
