@@ -666,7 +666,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
 
         func inboxContains(source: String, id: String) async throws -> Bool {
-            try await !rows("SELECT 1 FROM inbox WHERE source = \(source) AND event_id = \(id)").isEmpty
+            // Two replicas may ingest one record at once while its partition moves: the event is
+            // locked until the transaction ends, so the second waits and then sees the first's row.
+            _ = try await rows("SELECT pg_advisory_xact_lock(hashtextextended(\(source) || ' ' || \(id), 17))")
+            return try await !rows("SELECT 1 FROM inbox WHERE source = \(source) AND event_id = \(id)").isEmpty
         }
 
         func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws {
