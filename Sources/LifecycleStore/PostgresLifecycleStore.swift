@@ -629,14 +629,6 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
-    /// Removes every table of the store: for tests that need an empty database.
-    public func dropEverything() async throws {
-        try await run { conn in
-            _ = try await conn.query("DROP TABLE IF EXISTS inbox, employees, commands, outbox, duo_links, duo_lifecycle_migrations",
-                                     logger: self.logger).collect()
-        }
-    }
-
     static func command(_ row: PostgresRow) throws -> StoredCommand {
         let r = row.makeRandomAccess()
         return StoredCommand(
