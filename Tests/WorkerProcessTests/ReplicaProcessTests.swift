@@ -66,7 +66,9 @@ struct ReplicaProcessTests {
         try await Task.sleep(for: .seconds(1))
         replicas["replica-2"]?.process.signal(SIGTERM)
         let stopped = await replicas["replica-2"]?.process.wait(timeout: .seconds(30))
-        #expect(stopped == 0, "a graceful stop exits 0, got \(String(describing: stopped)): \(replicas["replica-2"]?.process.stderr.suffix(3000) ?? "")")
+        let crash = (replicas["replica-2"]?.process.stderr ?? "").split(separator: "\n")
+            .filter { $0.contains("rror") || $0.contains("Crash") || $0.contains("recondition") || $0.contains("💣") }.suffix(12)
+        #expect(stopped == 0, "a graceful stop exits 0, got \(String(describing: stopped)): \(crash.joined(separator: "\n"))")
 
         // 100 rehires, 400 duplicates of earlier events, 200 late old hires of leavers.
         var last: [KafkaProducerMessage] = try (0..<100).map { i in
