@@ -22,7 +22,7 @@ public final class DuoEmulator: Service, Sendable {
     let verifier: DuoSignatureVerifier
     let logger: Logger
     private let faultState: Mutex<DuoEmulatorFaults>
-    private let window = Mutex<[ContinuousClock.Instant]>([])
+    private let window = Mutex(SlidingWindowRateLimit())
     private let counterState = Mutex<[String: [String: Int]]>([:])
 
     public init(configuration: DuoEmulatorConfiguration, logger: Logger = Logger(label: "duo.emulator")) throws {
@@ -133,14 +133,24 @@ public final class DuoEmulator: Service, Sendable {
 
     /// At most `limit` requests in any one-second window.
     func admitWithinRateLimit(_ limit: Double) -> Bool {
-        window.withLock { w in
-            let now = ContinuousClock.now
-            let cutoff = now - .seconds(1)
-            if let firstFresh = w.firstIndex(where: { $0 > cutoff }) { w.removeFirst(firstFresh) } else { w.removeAll() }
-            guard Double(w.count) < limit else { return false }
-            w.append(now)
-            return true
-        }
+        window.withLock { $0.admit(limit: limit, at: ContinuousClock.now) }
+    }
+}
+
+/// Duo's rate limit as the emulator applies it: an exact log of the requests admitted in the last
+/// second, so no window of one second (open at its start) ever holds more than `limit` of them.
+public struct SlidingWindowRateLimit: Sendable {
+    private var admitted: [ContinuousClock.Instant] = []
+
+    public init() {}
+
+    /// Admits a request made at `now` if fewer than `limit` were admitted in `(now - 1 s, now]`.
+    public mutating func admit(limit: Double, at now: ContinuousClock.Instant) -> Bool {
+        let cutoff = now - .seconds(1)
+        if let firstFresh = admitted.firstIndex(where: { $0 > cutoff }) { admitted.removeFirst(firstFresh) } else { admitted.removeAll() }
+        guard Double(admitted.count) < limit else { return false }
+        admitted.append(now)
+        return true
     }
 }
 

@@ -154,7 +154,13 @@ struct ReplicaProcessTests {
         try await env.stack.publish([try Self.message("terminated", "S1", id: "S1-leave", seq: 2)])
         let disabledBy = ContinuousClock.now + .seconds(90)
         while env.emulator.directory.user(id: userID)?.status != .disabled {
-            if ContinuousClock.now > disabledBy { throw ProcessTimeout(what: "S1 to be disabled by replica B") }
+            if ContinuousClock.now > disabledBy {
+                // What B was doing: its warnings and errors and every line about S1 or its partitions.
+                let lines = b.process.stderr.split(separator: "\n").filter {
+                    $0.contains("S1") || $0.contains("\"warning\"") || $0.contains("\"error\"") || $0.contains("assign") || $0.contains("revok")
+                }
+                throw ProcessTimeout(what: "S1 to be disabled by replica B; B's log:\n\(lines.suffix(60).joined(separator: "\n"))")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         let lockedOutAt = env.emulator.directory.journal().last?.sequence ?? 0
