@@ -278,7 +278,18 @@ public final class PostgresLifecycleStore: LifecycleStore {
             "CREATE INDEX duo_links_employee ON duo_links (employee_id, linked_at)",
             "CREATE INDEX duo_links_username ON duo_links (lower(username))",
         ]),
+        // Named locks are leases, not session advisory locks: a paused or partitioned holder's
+        // lock expires, so it cannot stall every other replica (a termination included).
+        (2, "named locks", [
+            """
+            CREATE TABLE named_locks (
+                name TEXT PRIMARY KEY, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)
+            """,
+        ]),
     ]
+
+    /// How long a named lock stays held without renewal; its holder renews it every third of that.
+    public static let namedLockLease: Duration = .seconds(10)
 
     /// How long a session may sit in an open transaction doing nothing before the server ends it.
     public static let idleInTransactionTimeout: Duration = .seconds(5)
@@ -391,25 +402,60 @@ public final class PostgresLifecycleStore: LifecycleStore {
     /// while another replica holds it, gives its connection back and tries again shortly. A task
     /// never waits for a lock while holding a pooled connection, so the body (which may use the
     /// store itself) cannot find the pool exhausted by waiters.
+    /// Runs `body` while holding the lock `name` against every replica sharing the database.
+    ///
+    /// The lock is a lease in `named_locks`, renewed while `body` runs. A holder that stops
+    /// renewing (paused, cut off, killed) loses it after ``namedLockLease``, so it never stalls
+    /// the others; the fenced Duo writes inside `body` check their own command lease too.
     public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         try await localLock.withLock {
-            while true {
-                let result: T? = try await Self.readableErrors { try await client.withConnection { conn in
-                    let locked = try await conn.query("SELECT pg_try_advisory_lock(hashtextextended(\(name), 13))", logger: logger)
-                        .collect().first?.decode(Bool.self) ?? false
-                    guard locked else { return nil }
+            let token = try await acquireNamedLock(name)
+            let lease = Self.namedLockLease
+            let renewal = Task { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: lease / 3)
+                    if Task.isCancelled { return }
+                    let until = Date().addingTimeInterval(lease / .seconds(1)).timeIntervalSince1970
                     do {
-                        let result = try await body()
-                        _ = try await conn.query("SELECT pg_advisory_unlock(hashtextextended(\(name), 13))", logger: logger).collect()
-                        return result
+                        let renewed = try await run { conn in
+                            try await conn.query("""
+                                UPDATE named_locks SET expires_at = \(until) WHERE name = \(name) AND token = \(token) RETURNING token
+                                """, logger: self.logger).collect().count
+                        }
+                        if renewed == 0 { logger.warning("Named lock lost before its work finished", metadata: ["lock": "\(name)"]); return }
                     } catch {
-                        _ = try? await conn.query("SELECT pg_advisory_unlock(hashtextextended(\(name), 13))", logger: logger).collect()
-                        throw error
+                        logger.warning("Could not renew a named lock", metadata: ["lock": "\(name)", "error": "\(error)"])
                     }
-                } }
-                if let result { return result }
-                try await Task.sleep(for: .milliseconds(50))
+                }
             }
+            defer { renewal.cancel() }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            // Released by expiring it; the token only ever grows, so a stale holder's release
+            // can never end a later holder's lock.
+            _ = try? await run { conn in
+                try await conn.query("UPDATE named_locks SET expires_at = 0 WHERE name = \(name) AND token = \(token)",
+                                     logger: self.logger).collect()
+            }
+            return try result.get()
+        }
+    }
+
+    /// Takes the named lock once it is free or its holder's lease has run out; its fencing token.
+    private func acquireNamedLock(_ name: String) async throws -> Int64 {
+        while true {
+            let now = Date()
+            let until = now.addingTimeInterval(Self.namedLockLease / .seconds(1)).timeIntervalSince1970
+            let token: Int64? = try await run { conn in
+                try await conn.query("""
+                    INSERT INTO named_locks (name, token, expires_at) VALUES (\(name), 1, \(until))
+                    ON CONFLICT (name) DO UPDATE SET token = named_locks.token + 1, expires_at = EXCLUDED.expires_at
+                    WHERE named_locks.expires_at < \(now.timeIntervalSince1970)
+                    RETURNING token
+                    """, logger: self.logger).collect().first?.decode(Int64.self)
+            }
+            if let token { return token }
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 

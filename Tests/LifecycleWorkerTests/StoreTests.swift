@@ -238,6 +238,41 @@ struct StoreTests {
         for store in stores { await store.close() }
     }
 
+    @Test("PostgreSQL named lock: holders on two replicas never overlap, one that works past a renewal period keeps it, and a released lock is free at once")
+    func namedLockIsExclusive() async throws {
+        let database = try await TestPostgres.freshDatabase()
+        let replicas = [try await PostgresLifecycleStore(configuration: database, logger: TestPostgres.quietLogger),
+                        try await PostgresLifecycleStore(configuration: database, logger: TestPostgres.quietLogger)]
+        struct Tally { var inside = 0; var most = 0; var entries = 0 }
+        final class Shared: Sendable { let tally = Mutex(Tally()) }
+        let shared = Shared()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<6 {
+                let store = replicas[worker % 2]
+                group.addTask {
+                    for round in 0..<3 {
+                        try await store.withExclusiveLock("duo-group:Engineering") {
+                            shared.tally.withLock { $0.inside += 1; $0.most = max($0.most, $0.inside); $0.entries += 1 }
+                            // One holder stays past a renewal period (a third of the lease).
+                            let hold: Duration = worker == 0 && round == 0 ? PostgresLifecycleStore.namedLockLease / 3 + .seconds(1) : .milliseconds(5)
+                            try await Task.sleep(for: hold)
+                            shared.tally.withLock { $0.inside -= 1 }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let tally = shared.tally.withLock { $0 }
+        #expect(tally.entries == 18)
+        #expect(tally.most == 1, "holders at once: \(tally.most)")
+        // Released: the other replica takes it without waiting for the lease to run out.
+        let started = ContinuousClock.now
+        try await replicas[1].withExclusiveLock("duo-group:Engineering") {}
+        #expect(ContinuousClock.now - started < .seconds(2))
+        for store in replicas { await store.close() }
+    }
+
     @Test("PostgreSQL competing consumers: four claimers on two replicas run every command exactly once, never two of one employee at a time")
     func competingClaims() async throws {
         let database = try await TestPostgres.freshDatabase()

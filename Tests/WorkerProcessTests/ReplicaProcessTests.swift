@@ -130,7 +130,7 @@ struct ReplicaProcessTests {
         await env.shutdown()
     }
 
-    @Test("A stale owner is fenced: a replica paused (SIGSTOP) past its lease while another applies the employee's termination never writes to Duo for that command after SIGCONT")
+    @Test("A stale owner is fenced: a replica paused (SIGSTOP) past its lease, holding the group-creation lock, while another applies the employee's termination never stalls it and never writes to Duo for that command after SIGCONT")
     func staleOwnerIsFenced() async throws {
         let database = try await TestPostgres.freshDatabase()
         let storeURL = database.url
@@ -145,6 +145,10 @@ struct ReplicaProcessTests {
             if ContinuousClock.now > createdBy { throw ProcessTimeout(what: "S1's user to be created") }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // Then A takes the group-creation lock and lists Duo's groups (1.5 s): pause it in there,
+        // so the lock's holder is the paused replica (a session advisory lock here stalled B for
+        // good: B re-runs the hire once A's lease is gone and needs the same lock).
+        try await Task.sleep(for: .milliseconds(700))
         a.process.signal(SIGSTOP)
         let userID = try #require(env.emulator.directory.user(username: "s1")?.userID)
 
