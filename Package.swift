@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "LifecycleWorker",
             dependencies: [
-                "Lifecycle", "LifecycleStore", "DuoAdmin", "Kafka",
+                "Lifecycle", "LifecycleStore", "LifecycleIngress", "DuoAdmin", "Kafka",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -101,6 +101,21 @@ let package = Package(
         .target(
             name: "LifecycleTools",
             dependencies: ["Kafka", "Lifecycle", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The webhook ingress: HR systems' signed webhooks (Standard Webhooks, CloudEvents over
+        // HTTP, vendor payloads through a mapping) become durable lifecycle events on Kafka.
+        .target(
+            name: "LifecycleIngress",
+            dependencies: [
+                "Kafka", "Lifecycle", "LifecycleTools",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // Everything on one machine: the mock cluster with the worker's topics, the emulator, and a
         // worker configuration pointing at them. `dev`, the benchmarks and the tests share it.
@@ -120,9 +135,11 @@ let package = Package(
                 "DuoEmulator",
                 "Lifecycle",
                 "LifecycleWorker",
+                "LifecycleIngress",
                 "LifecycleTools",
                 "LifecycleStore",
                 "EmbeddedStack",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,6 +179,11 @@ let package = Package(
             "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             "TestSupport",
+        ]),
+        .testTarget(name: "IngressTests", dependencies: [
+            "LifecycleIngress", "LifecycleWorker", "LifecycleTools", "Kafka",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack",
                                                              .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -39,10 +39,12 @@ struct RunCommand: AsyncParsableCommand {
         try await runtime.run()
     }
 
-    static func logger(settings: WorkerConfiguration) -> Logger {
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+    static func logger(settings: WorkerConfiguration) -> Logger { logger(level: settings.logLevel, format: settings.logFormat) }
+
+    static func logger(level name: String, format: String) -> Logger {
+        let level = Logger.Level(rawValue: name) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = settings.logFormat == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kafka
 import Lifecycle
+import LifecycleIngress
 import LifecycleStore
 import Logging
 import Metrics
@@ -91,9 +92,14 @@ public final class WorkerRuntime: Sendable {
 
     /// Runs until SIGTERM or SIGINT (or ``triggerShutdown()``), then drains within the shutdown
     /// timeout, and shuts the Duo client down.
-    public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+                    onIngressRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in await readiness() }
-        let services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
+        var services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
+        // The webhook ingress on its own port; its metrics are on the operations port.
+        if let ingress = configuration.ingress {
+            services.append(try IngressServer(configuration: ingress, logger: logger).service(onRunning: onIngressRunning))
+        }
         var groupConfig = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
         if handleSignals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
         groupConfig.maximumGracefulShutdownDuration = configuration.shutdownTimeout

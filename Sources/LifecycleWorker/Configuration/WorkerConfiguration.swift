@@ -2,6 +2,7 @@ import DuoAdmin
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleIngress
 import LifecycleStore
 import Yams
 
@@ -26,6 +27,8 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownTimeout: Duration
     public var logLevel: String
     public var logFormat: String
+    /// The webhook ingress `run` serves besides the worker, when the file has an `ingress:` section.
+    public var ingress: IngressConfiguration?
 
     /// A configuration problem, naming the key.
     public struct Problem: Error, CustomStringConvertible, Sendable {
@@ -44,6 +47,7 @@ public struct WorkerConfiguration: Sendable {
         "http": ["port", "host"],
         "worker": ["id", "max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
         "log": ["level", "format"],
+        "ingress": ["port", "host", "tls_cert_file", "tls_key_file", "max_body", "topic", "delivery_timeout", "sources"],
     ]
 
     /// Loads a YAML file, applying environment overrides.
@@ -53,6 +57,11 @@ public struct WorkerConfiguration: Sendable {
     }
 
     public static func parse(yaml text: String, environment: [String: String] = [:]) throws -> WorkerConfiguration {
+        try WorkerConfiguration(tree: try tree(yaml: text, environment: environment))
+    }
+
+    /// The file as a checked tree: known sections and keys only, environment overrides applied.
+    static func tree(yaml text: String, environment: [String: String]) throws -> [String: Any] {
         let loaded: Any?
         do { loaded = try Yams.load(yaml: text) } catch { throw Problem(syntaxError(error, in: text)) }
         guard loaded == nil || loaded is [String: Any] else { throw Problem("The configuration must be a mapping of sections") }
@@ -80,7 +89,7 @@ public struct WorkerConfiguration: Sendable {
             map[key] = try overrideValue(value, section: section, key: key)
             tree[section] = map
         }
-        return try WorkerConfiguration(tree: tree)
+        return tree
     }
 
     private static func overrideValue(_ raw: String, section: String, key: String) throws -> Any {
@@ -98,10 +107,7 @@ public struct WorkerConfiguration: Sendable {
     private init(tree: [String: Any]) throws {
         let r = Reader(tree: tree)
         // Kafka
-        guard let bootstrap = try r.string("kafka", "bootstrap_servers") else { throw Problem("Missing required value kafka.bootstrap_servers") }
-        kafka = KafkaClientConfiguration(bootstrapServers: bootstrap.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        kafka.clientID = try r.string("kafka", "client_id") ?? "duo-lifecycle"
-        kafka.additionalProperties = try r.stringMap("kafka", "properties")
+        kafka = try Self.kafkaClient(r)
         var w = PipelineConfiguration()
         w.groupID = try r.string("kafka", "group_id") ?? w.groupID
         w.lifecycleTopics = try r.stringList("kafka", "lifecycle_topics") ?? w.lifecycleTopics
@@ -216,10 +222,11 @@ public struct WorkerConfiguration: Sendable {
         logLevel = try r.string("log", "level") ?? "info"
         logFormat = try r.string("log", "format") ?? "json"
         guard ["json", "text"].contains(logFormat) else { throw Problem("log.format must be json or text") }
+        ingress = try Self.ingress(r, kafka: kafka, lifecycleTopics: w.lifecycleTopics)
     }
 
     /// Typed access to the parsed tree, with errors that name the key.
-    private struct Reader {
+    struct Reader {
         let tree: [String: Any]
 
         func value(_ section: String, _ key: String) throws -> Any? {
