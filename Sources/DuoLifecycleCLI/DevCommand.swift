@@ -1,14 +1,17 @@
 import ArgumentParser
+import AsyncHTTPClient
 import DuoAdmin
 import DuoEmulator
 import EmbeddedStack
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleIngress
 import LifecycleTools
 import LifecycleWorker
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -38,7 +41,8 @@ struct DevCommand: AsyncParsableCommand {
         var employee: String
         var type: String
         var expected: String
-        var message: KafkaProducerMessage
+        /// What to publish; nil for an event that arrives through the webhook ingress.
+        var message: KafkaProducerMessage?
     }
 
     func run() async throws {
@@ -74,10 +78,17 @@ struct DevCommand: AsyncParsableCommand {
         workerOptions.shutdownTimeout = "30s"
         let storePath = stack.storePath(workerOptions)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
-        let configuration = try stack.workerConfiguration(workerOptions)
+        var configuration = try stack.workerConfiguration(workerOptions)
+        // The webhook ingress, with a Standard Webhooks source and a BambooHR source.
+        let webhooks = DevWebhooks()
+        configuration.ingress = webhooks.configuration(kafka: configuration.kafka, topic: lifecycleTopic)
         let runtime = try await WorkerRuntime(configuration: configuration, registry: registry, logger: logger)
         let httpPort = Mutex(0)
-        let worker = Task { try await runtime.run(handleSignals: false) { port in httpPort.withLock { $0 = port } } }
+        let ingressPort = Mutex(0)
+        let worker = Task {
+            try await runtime.run(handleSignals: false, onHTTPRunning: { port in httpPort.withLock { $0 = port } },
+                                  onIngressRunning: { port in ingressPort.withLock { $0 = port } })
+        }
         say("▶ Worker started (store \(storePath))")
 
         // Results, as they arrive.
@@ -101,16 +112,28 @@ struct DevCommand: AsyncParsableCommand {
         for (n, phase) in phases.enumerated() {
             say("▶ Publishing step \(n + 1) of \(phases.count): \(phase.title)")
             for step in phase.steps { say("  → \(step.employee) \(step.type) id=\(step.id)") }
-            try await stack.publish(phase.steps.map(\.message))
+            try await stack.publish(phase.steps.compactMap(\.message))
             let awaited = phase.steps.filter { $0.expected != "none" }.map(\.id)
             let deadline = ContinuousClock.now + .seconds(60)
             while !outcomes.withLock({ o in awaited.allSatisfy { o[$0] != nil } }) && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+
+        // The same path from an HR system's webhooks: ingress → Kafka → worker → Duo → result.
+        let ingressDeadline = ContinuousClock.now + .seconds(20)
+        while ingressPort.withLock({ $0 }) == 0 && ContinuousClock.now < ingressDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        let ingressURL = "http://127.0.0.1:\(ingressPort.withLock { $0 })"
+        say("▶ Step \(phases.count + 1) of \(phases.count + 1): two signed webhooks through the ingress at \(ingressURL)")
+        let webhookSteps = try await webhooks.send(to: ingressURL)
+        for step in webhookSteps { say("  → \(step.employee) \(step.type) id=\(step.id)") }
+        let webhookDeadline = ContinuousClock.now + .seconds(60)
+        while !outcomes.withLock({ o in webhookSteps.allSatisfy { o[$0.id] != nil } }) && ContinuousClock.now < webhookDeadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         try await Task.sleep(for: .milliseconds(500))  // let duplicates prove they produce nothing
 
-        let all = phases.flatMap(\.steps)
+        let all = phases.flatMap(\.steps) + webhookSteps
         let got = outcomes.withLock { $0 }
         say("")
         say("Summary: events")
@@ -126,7 +149,7 @@ struct DevCommand: AsyncParsableCommand {
 
         say("")
         say("Summary: Duo state")
-        let employees = ["E100": "ada", "E101": "grace", "E102": "linus", "E103": "barbara"]
+        let employees = ["E100": "ada", "E101": "grace", "E102": "linus", "E103": "barbara", "E104": "katherine", "E105": "margaret", "E106": "edsger"]
         printTable(["employee", "duo username", "status", "groups", "outcomes"], employees.sorted { $0.key < $1.key }.map { employee, username in
             let user = stack.emulator.directory.user(username: username)
             let events = all.filter { $0.employee == employee }.map { got[$0.id] ?? "none" }.filter { $0 != "none" }
@@ -152,6 +175,8 @@ struct DevCommand: AsyncParsableCommand {
                   duo-lifecycle dlq list --bootstrap \(stack.bootstrapServers)
                   curl -s \(stack.emulatorURL)/__emulator/state      # the emulated Duo directory
                   curl -s http://127.0.0.1:\(port)/metrics     # worker metrics (/healthz, /readyz too)
+                Webhook ingress at \(ingressURL)/webhooks/hris (Standard Webhooks, secret \(webhooks.hrisSecretFile))
+                  and \(ingressURL)/webhooks/bamboohr (BambooHR, key \(webhooks.bambooKeyFile)); see the README for curl examples.
                 Duo emulator credentials: ikey \(options.integrationKey), skey in \(stack.secretKeyFile)
                 Press Ctrl-C to stop.
                 """)
@@ -215,4 +240,82 @@ struct WaitForSignal: Service {
 
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// The webhooks `dev` sends: a Standard Webhook from an HRIS and a BambooHR webhook with two
+/// employees, each signed as the sender would, with secrets made up for this run.
+struct DevWebhooks {
+    let hrisSecret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    let bambooKey = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    var hrisSecretFile: String { FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-dev-hris.secret").path }
+    var bambooKeyFile: String { FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-dev-bamboohr.key").path }
+
+    func configuration(kafka: KafkaClientConfiguration, topic: String) -> IngressConfiguration {
+        var c = IngressConfiguration()
+        c.host = "127.0.0.1"
+        c.port = 0
+        c.topic = topic
+        c.kafka = kafka
+        var hris = WebhookSource(name: "hris", format: .standardWebhooks)
+        hris.secrets = [WebhookSignatures.standardWebhookKey(hrisSecret)!]
+        var bamboo = WebhookSource(name: "bamboohr", format: .bambooHR)
+        bamboo.secrets = [Array(bambooKey.utf8)]
+        var mapping = PayloadMapping(employeeID: "/id")
+        mapping.eventField = "/fields/status"
+        mapping.eventValues = ["Active": "hired", "Inactive": "terminated"]
+        mapping.fields = ["email": "/fields/workEmail", "first_name": "/fields/firstName", "last_name": "/fields/lastName"]
+        mapping.roles = ["/fields/department"]
+        mapping.roleValues = ["Engineering": "engineering", "Sales": "sales", "Support": "support"]
+        bamboo.mapping = mapping
+        c.sources = [hris, bamboo]
+        try? hrisSecret.write(toFile: hrisSecretFile, atomically: true, encoding: .utf8)
+        try? bambooKey.write(toFile: bambooKeyFile, atomically: true, encoding: .utf8)
+        return c
+    }
+
+    /// Posts both webhooks; the events they became, as the 202 answers name them.
+    func send(to url: String) async throws -> [DevCommand.Step] {
+        let now = Int64(Date().timeIntervalSince1970)
+        let hrisBody = Array(try JSONSerialization.data(withJSONObject: [
+            "type": "hr.employee.hired", "timestamp": RFC3339.format(Date()),
+            "data": ["employee_id": "E104", "email": "katherine@example.com", "first_name": "Katherine", "last_name": "Johnson", "roles": ["engineering"], "sequence": 1],
+        ] as [String: Any], options: [.sortedKeys]))
+        let webhookID = "msg_dev_\(UUID().uuidString.prefix(8).lowercased())"
+        let hrisIDs = try await post(url + "/webhooks/hris", body: hrisBody, headers: [
+            ("content-type", "application/json"), ("webhook-id", webhookID), ("webhook-timestamp", "\(now)"),
+            ("webhook-signature", WebhookSignatures.standardWebhookSignature(id: webhookID, timestamp: now, body: hrisBody, key: WebhookSignatures.standardWebhookKey(hrisSecret)!)),
+        ])
+        let bambooBody = Array(try JSONSerialization.data(withJSONObject: ["employees": [
+            ["id": "E105", "fields": ["status": "Active", "workEmail": "margaret@example.com", "firstName": "Margaret", "lastName": "Hamilton", "department": "Engineering"]],
+            ["id": "E106", "fields": ["status": "Active", "workEmail": "edsger@example.com", "firstName": "Edsger", "lastName": "Dijkstra", "department": "Sales"]],
+        ]], options: [.sortedKeys]))
+        let bambooIDs = try await post(url + "/webhooks/bamboohr", body: bambooBody, headers: [
+            ("content-type", "application/json"), ("X-BambooHR-Timestamp", "\(now)"),
+            ("X-BambooHR-Signature", WebhookSignatures.bambooHRSignature(body: bambooBody, timestamp: "\(now)", key: Array(bambooKey.utf8))),
+        ])
+        return hrisIDs.map { DevCommand.Step(id: $0, employee: "E104", type: "hired (Standard Webhook)", expected: "applied", message: nil) }
+            + bambooIDs.map { id in
+                DevCommand.Step(id: id, employee: String(id.split(separator: "/").last ?? ""), type: "hired (BambooHR)", expected: "applied", message: nil)
+            }
+    }
+
+    private func post(_ url: String, body: [UInt8], headers: [(String, String)]) async throws -> [String] {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        guard response.status.code == 202,
+              let ids = ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["events"] as? [String] else {
+            throw DevFailure("The ingress answered \(response.status.code) to \(url): \(text)")
+        }
+        say("  ← 202 from \(url): \(ids.count) event(s) durable in Kafka")
+        return ids
+    }
+}
+
+struct DevFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

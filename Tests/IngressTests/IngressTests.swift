@@ -208,6 +208,24 @@ struct WebhookIngressTests {
         await h.shutdown()
     }
 
+    @Test("Graceful drain: a request waiting for Kafka's acknowledgement when shutdown starts still gets its 202, and its event is in Kafka")
+    func drainOnShutdown() async throws {
+        let h = try await IngressHarness()
+        try h.cluster.setBrokerDown(1)
+        let signed = try IngressHarness.standardWebhook(id: "drain-1", kind: "terminated", data: ["employee_id": "G1"])
+        let inFlight = Task { try await h.post("hris", headers: signed.headers, body: signed.body) }
+        try await Task.sleep(for: .milliseconds(500))
+        let stopping = Task { await h.group.triggerGracefulShutdown() }
+        try await Task.sleep(for: .milliseconds(500))
+        try h.cluster.setBrokerUp(1)
+        let reply = try await inFlight.value
+        #expect(reply.status == 202, "\(reply.text)")
+        await stopping.value
+        _ = try? await h.running.value
+        #expect(try await h.published().map(\.id) == ["drain-1"])
+        await h.shutdown()
+    }
+
     @Test("Configuration: each mistake names its key, and a malformed secret is never printed")
     func configurationErrors() throws {
         func problem(_ sources: String) -> String {

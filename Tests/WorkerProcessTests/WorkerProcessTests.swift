@@ -10,7 +10,7 @@ import Testing
 /// `duo-lifecycle publish`, and the test checks what a user would see.
 @Suite("The worker as a separate process", .serialized, .timeLimit(.minutes(6)))
 struct WorkerProcessTests {
-    @Test("`duo-lifecycle dev` exits 0 with the expected outcome for every sample event and the malformed one as a dead letter")
+    @Test("`duo-lifecycle dev` exits 0 with the expected outcome for every sample event and the malformed one as a dead letter, webhooks through the ingress included")
     func dev() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -20,6 +20,12 @@ struct WorkerProcessTests {
         #expect(result.stdout.contains("✔ Every sample event ended as expected."))
         #expect(!result.stdout.contains("✘"))
         #expect(result.stdout.contains("E666  dev-bad   validation"))
+        // The webhook path end to end: both webhooks acknowledged, their three employees applied.
+        #expect(result.stdout.contains("/webhooks/hris: 1 event(s) durable in Kafka"))
+        #expect(result.stdout.contains("/webhooks/bamboohr: 2 event(s) durable in Kafka"))
+        for (employee, username) in [("E104", "katherine"), ("E105", "margaret"), ("E106", "edsger")] {
+            #expect(result.stdout.contains("\(employee)      \(username)"), "\(employee) in Duo")
+        }
         #expect(FileManager.default.fileExists(atPath: "\(dir)/.duo-lifecycle/dev.sqlite"))
     }
 
