@@ -45,6 +45,33 @@ for ref in refs(asyncapi):
     if target and not (HERE / target).exists():
         problems.append(f"asyncapi.yaml: $ref {ref} points at a missing file")
 
+# The ingress's OpenAPI document: its file references exist, and its examples of events are valid.
+openapi = yaml.safe_load((HERE / "ingress.openapi.yaml").read_text())
+if not str(openapi.get("openapi", "")).startswith("3.1"):
+    problems.append("ingress.openapi.yaml: not an OpenAPI 3.1 document")
+for ref in refs(openapi):
+    target = ref.split("#")[0]
+    if target and not (HERE / target).exists():
+        problems.append(f"ingress.openapi.yaml: $ref {ref} points at a missing file")
+    fragment = ref.split("#", 1)[1] if "#" in ref and not target else None
+    if fragment is not None:
+        node = openapi
+        for part in fragment.strip("/").split("/"):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            problems.append(f"ingress.openapi.yaml: $ref {ref} points at nothing")
+shown = openapi["components"]["examples"]
+hire = shown["StandardWebhookHire"]["value"]
+for error in Draft202012Validator(schemas["hr.employee.hired.schema.json"], registry=registry).iter_errors(hire["data"]):
+    problems.append(f"ingress.openapi.yaml: StandardWebhookHire data: {error.message}")
+for name in ["CloudEventRehire"]:
+    for error in envelope.iter_errors(shown[name]["value"]):
+        problems.append(f"ingress.openapi.yaml: {name}: {error.message}")
+batch = openapi["paths"]["/webhooks/{source}"]["post"]["requestBody"]["content"]["application/cloudevents-batch+json"]["examples"]["batch"]["value"]
+for i, event in enumerate(batch):
+    for error in envelope.iter_errors(event):
+        problems.append(f"ingress.openapi.yaml: batch example [{i}]: {error.message}")
+
 examples = sorted((HERE / "examples").glob("*.json"))
 counts = {"valid": 0, "invalid": 0}
 for path in examples:

@@ -21,8 +21,23 @@ struct WorkerConfigurationTests {
             .appendingPathComponent("deploy/config.example.yaml").path
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("skey-\(UUID().uuidString)").path
         try "example-secret\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        let s = try WorkerConfiguration.load(path: path, environment: ["DUO_LIFECYCLE_DUO_SKEY_FILE": secret])
+        // The ingress's secret files, where the example expects them.
+        let secrets = FileManager.default.temporaryDirectory.appendingPathComponent("secrets-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        try "whsec_\(Data("new-key-new-key".utf8).base64EncodedString())\nwhsec_\(Data("old-key-old-key".utf8).base64EncodedString())\n"
+            .write(toFile: "\(secrets)/hris-webhook-secrets", atomically: true, encoding: .utf8)
+        try "token\n".write(toFile: "\(secrets)/ingress-token", atomically: true, encoding: .utf8)
+        try "bamboo-key\n".write(toFile: "\(secrets)/bamboohr-key", atomically: true, encoding: .utf8)
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "/run/secrets/", with: "\(secrets)/")
+        let copy = "\(secrets)/config.yaml"
+        try text.write(toFile: copy, atomically: true, encoding: .utf8)
+        let s = try WorkerConfiguration.load(path: copy, environment: ["DUO_LIFECYCLE_DUO_SKEY_FILE": secret])
         #expect(s.duo.secretKey.secret == "example-secret")
+        let ingress = try #require(s.ingress)
+        #expect(ingress.sources.map(\.name) == ["hris", "events", "bamboohr"] && ingress.port == 8090 && ingress.maxBody == 1 << 20)
+        #expect(ingress.sources[0].secrets.count == 2, "a rotation: both secrets")
+        #expect(ingress.sources[2].mapping?.roleValues["Support Engineer"] == "support")
+        #expect(ingress.topic == "hr.employee.lifecycle.v1")
         #expect(s.pipeline.mapping.roles["engineering"] == ["Engineering", "VPN"])
         #expect(s.pipeline.termination.deleteAfter == .seconds(30 * 86400))
     }
