@@ -152,6 +152,9 @@ let package = Package(
             name: "DuoLifecycleBench",
             dependencies: [
                 "Kafka", "DuoAdmin", "DuoEmulator", "Lifecycle", "LifecycleStore", "LifecycleWorker", "LifecycleTools", "EmbeddedStack",
+                "LifecycleIngress",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),

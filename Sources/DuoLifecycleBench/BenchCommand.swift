@@ -1,5 +1,6 @@
 // DuoLifecycleBench owns the duo-lifecycle-bench benchmarks: Kafka against kcat, and the whole
-// pipeline (throughput, lockout, ingest, rate limit) with the worker as a separate process.
+// pipeline (throughput, lockout, ingest, rate limit) with the worker as a separate process, and the
+// webhook ingress on loopback.
 import ArgumentParser
 import Foundation
 import Logging
@@ -66,7 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
-    case throughput, lockout, ingest, ratelimit, kafka
+    case throughput, lockout, ingest, ratelimit, kafka, webhooks
 
     func run(report: BenchReport, store: BenchStore, logger: Logger) async throws {
         let pipeline = PipelineBenchmarks(logger: logger, store: store)
@@ -76,6 +77,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         case .ingest: try await pipeline.ingest(report: report)
         case .ratelimit: try await pipeline.ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)
+        case .webhooks: try await IngressBenchmark(logger: logger).run(report: report)
         }
     }
 }
