@@ -186,6 +186,7 @@ let package = Package(
         .testTarget(name: "IngressTests", dependencies: [
             "LifecycleIngress", "LifecycleWorker", "LifecycleTools", "Kafka",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "DuoEmulatorTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack",

@@ -65,7 +65,7 @@ final class IngressHarness: Sendable {
         """
     }
 
-    init(brokers: Int = 1, deliveryTimeout: String = "10s") async throws {
+    init(brokers: Int = 1, deliveryTimeout: String = "10s", tls: (certificate: String, key: String)? = nil) async throws {
         var logger = Logger(label: "ingress-test")
         logger.logLevel = .error
         self.logger = logger
@@ -74,7 +74,9 @@ final class IngressHarness: Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ingress-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = "\(directory)/config.yaml"
-        try Self.yaml(bootstrap: cluster.bootstrapServers, deliveryTimeout: deliveryTimeout).write(toFile: path, atomically: true, encoding: .utf8)
+        let tlsKeys = tls.map { "  tls_cert_file: \($0.certificate)\n  tls_key_file: \($0.key)\n" } ?? ""
+        try Self.yaml(bootstrap: cluster.bootstrapServers, deliveryTimeout: deliveryTimeout)
+            .replacingOccurrences(of: "ingress:\n", with: "ingress:\n" + tlsKeys).write(toFile: path, atomically: true, encoding: .utf8)
         var settings = try WorkerConfiguration.loadIngress(path: path, environment: [:]).ingress
         settings.kafka.statisticsInterval = nil
         server = try IngressServer(configuration: settings, logger: logger)

@@ -1,7 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import Kafka
 import LifecycleIngress
 import LifecycleWorker
+import NIOCore
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -223,6 +226,37 @@ struct WebhookIngressTests {
         await stopping.value
         _ = try? await h.running.value
         #expect(try await h.published().map(\.id) == ["drain-1"])
+        await h.shutdown()
+    }
+
+    @Test("TLS: with tls_cert_file and tls_key_file the ingress serves HTTPS only; a client trusting that certificate gets its 202")
+    func tls() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingress-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0, "openssl made the test certificate")
+        let h = try await IngressHarness(tls: ("\(dir)/cert.pem", "\(dir)/key.pem"))
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile("\(dir)/cert.pem"))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        let signed = try IngressHarness.standardWebhook(id: "tls-1", kind: "terminated", data: ["employee_id": "T1"])
+        var request = HTTPClientRequest(url: "https://127.0.0.1:\(h.port)/webhooks/hris")
+        request.method = .POST
+        for (name, value) in signed.headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: signed.body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        #expect(response.status.code == 202)
+        // Plain HTTP to the TLS port gets no answer.
+        await #expect(throws: (any Error).self) { try await h.post("hris", headers: signed.headers, body: signed.body) }
+        try await client.shutdown()
+        #expect(try await h.published().map(\.id) == ["tls-1"])
         await h.shutdown()
     }
 

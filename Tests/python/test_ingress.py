@@ -47,7 +47,7 @@ ingress:
       format: standard-webhooks
       secrets_file: {secrets}
 log:
-  level: error
+  level: debug
 """)
     ingress = subprocess.Popen([BINARY, "ingress", "--config", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -58,8 +58,10 @@ log:
         ingress.terminate()
         assert ingress.wait(timeout=30) == 0, "the ingress exits 0 on SIGTERM"
         stderr = ingress.stderr.read()
-        for secret in (OLD_SECRET, NEW_SECRET):
+        assert "Webhook refused" in stderr, "refusals are logged (at info)"
+        for secret in (OLD_SECRET, NEW_SECRET, OLD_SECRET[6:], NEW_SECRET[6:]):
             assert secret not in stderr, "a secret reached the logs"
+        assert "p1@example.com" not in stderr, "no body in the logs"
         kafka.terminate()
         kafka.wait(timeout=30)
 
