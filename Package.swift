@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "LifecycleWorker",
             dependencies: [
-                "Lifecycle", "LifecycleStore", "LifecycleIngress", "DuoAdmin", "Kafka",
+                "Lifecycle", "LifecycleStore", "LifecycleIngress", "LifecycleTools", "DuoAdmin", "Kafka",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

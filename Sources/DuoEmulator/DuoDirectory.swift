@@ -119,8 +119,10 @@ public final class DuoDirectory: Sendable {
                 let id = Self.newID(prefix: "DU")
                 var u = DuoUser(userID: id, username: seed.username, realname: seed.realname, email: seed.email,
                                 firstname: seed.firstname, lastname: seed.lastname, status: DuoUserStatus(rawValue: seed.status ?? "active"),
-                                created: Int(Date().timeIntervalSince1970))
+                                created: seed.created ?? Int(Date().timeIntervalSince1970))
                 u.notes = seed.notes ?? ""
+                u.isEnrolled = seed.isEnrolled ?? false
+                u.lastLogin = seed.lastLogin
                 s.users[id] = u
                 s.userOrder.append(id)
                 s.memberships[id] = (seed.groups ?? []).map(group)
@@ -142,6 +144,16 @@ public struct DuoEmulatorSeedUser: Codable, Sendable {
     public var notes: String?
     /// Group names; missing groups are created.
     public var groups: [String]?
+    /// As Duo returns them: whether the user has enrolled a device, and Unix seconds of the last
+    /// login and of creation (default: now).
+    public var isEnrolled: Bool?
+    public var lastLogin: Int?
+    public var created: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case username, realname, email, firstname, lastname, status, notes, groups
+        case isEnrolled = "is_enrolled", lastLogin = "last_login", created
+    }
 
     public init(username: String, realname: String? = nil, email: String? = nil, status: String? = nil, groups: [String]? = nil) {
         self.username = username

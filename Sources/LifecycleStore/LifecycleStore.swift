@@ -76,6 +76,10 @@ public protocol LifecycleStore: Sendable {
 
     /// Every command, oldest first, for tests and tools.
     func allCommands() async throws -> [StoredCommand]
+    /// Every employee's remembered state and the Duo users ever linked to employees, for
+    /// reconciliation (the desired side of an audit).
+    func allEmployeeStates() async throws -> [EmployeeState]
+    func allDuoLinks() async throws -> [DuoLink]
 
     /// Closes connections. The store cannot be used afterwards.
     func close() async
@@ -294,4 +298,16 @@ enum StateCoding {
         d.dateDecodingStrategy = .millisecondsSince1970
         return d
     }()
+}
+
+/// A Duo user linked to an employee: created for them, or found by their username.
+public struct DuoLink: Sendable, Hashable {
+    public var duoUserID: String
+    public var employeeID: String
+    public var username: String
+    public init(duoUserID: String, employeeID: String, username: String) {
+        self.duoUserID = duoUserID
+        self.employeeID = employeeID
+        self.username = username
+    }
 }

@@ -648,6 +648,24 @@ public final class PostgresLifecycleStore: LifecycleStore {
         try await run { conn in try await conn.query("SELECT * FROM commands ORDER BY id", logger: self.logger).collect().map(Self.command) }
     }
 
+    public func allEmployeeStates() async throws -> [EmployeeState] {
+        try await run { conn in
+            try await conn.query("SELECT state FROM employees ORDER BY employee_id", logger: self.logger).collect().map {
+                try Self.decoder.decode(EmployeeState.self, from: try $0.makeRandomAccess()["state"].decode(Data.self))
+            }
+        }
+    }
+
+    public func allDuoLinks() async throws -> [DuoLink] {
+        try await run { conn in
+            try await conn.query("SELECT duo_user_id, employee_id, username FROM duo_links ORDER BY linked_at", logger: self.logger).collect().map {
+                let r = $0.makeRandomAccess()
+                return DuoLink(duoUserID: try r["duo_user_id"].decode(String.self), employeeID: try r["employee_id"].decode(String.self),
+                               username: try r["username"].decode(String.self))
+            }
+        }
+    }
+
     /// Creates an empty database beside the one `server` names (for tests and benchmarks) and
     /// returns the configuration that names it.
     public static func createDatabase(_ name: String, on server: PostgresStoreConfiguration, logger: Logger) async throws -> PostgresStoreConfiguration {

@@ -353,6 +353,20 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         try reading { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }
     }
 
+    public func allEmployeeStates() async throws -> [EmployeeState] {
+        try reading { db in
+            try Data.fetchAll(db, sql: "SELECT state FROM employees ORDER BY employee_id").map { try Self.decoder.decode(EmployeeState.self, from: $0) }
+        }
+    }
+
+    public func allDuoLinks() async throws -> [DuoLink] {
+        try reading { db in
+            try Row.fetchAll(db, sql: "SELECT duo_user_id, employee_id, username FROM duo_links ORDER BY linked_at").map {
+                DuoLink(duoUserID: $0["duo_user_id"], employeeID: $0["employee_id"], username: $0["username"])
+            }
+        }
+    }
+
     static func command(_ row: Row) throws -> StoredCommand {
         StoredCommand(
             id: row["id"], command: try decoder.decode(ProvisioningCommand.self, from: row["command"] as Data),

@@ -468,6 +468,8 @@ final class CountingStore: Sendable {
             try await inner.deadLetterOriginal(topic: topic, partition: partition, offset: offset)
         }
         func allCommands() async throws -> [StoredCommand] { try await inner.allCommands() }
+        func allEmployeeStates() async throws -> [EmployeeState] { try await inner.allEmployeeStates() }
+        func allDuoLinks() async throws -> [DuoLink] { try await inner.allDuoLinks() }
         func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
             try await inner.withExclusiveLock(name, body)
         }

@@ -29,6 +29,8 @@ public struct WorkerConfiguration: Sendable {
     public var logFormat: String
     /// The webhook ingress `run` serves besides the worker, when the file has an `ingress:` section.
     public var ingress: IngressConfiguration?
+    /// Audits of Duo against the employees (`reconcile` and `reconcile.every`).
+    public var reconcile: ReconcileConfiguration
 
     /// A configuration problem, naming the key.
     public struct Problem: Error, CustomStringConvertible, Sendable {
@@ -47,6 +49,8 @@ public struct WorkerConfiguration: Sendable {
         "http": ["port", "host"],
         "worker": ["id", "max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
         "log": ["level", "format"],
+        "reconcile": ["every", "fix", "enrollment_grace", "dormant_after", "disable_orphans", "allowlist_usernames", "allowlist_groups",
+                      "findings_topic", "report_topic"],
         "ingress": ["port", "host", "tls_cert_file", "tls_key_file", "max_body", "topic", "delivery_timeout", "sources"],
     ]
 
@@ -223,6 +227,18 @@ public struct WorkerConfiguration: Sendable {
         logFormat = try r.string("log", "format") ?? "json"
         guard ["json", "text"].contains(logFormat) else { throw Problem("log.format must be json or text") }
         ingress = try Self.ingress(r, kafka: kafka, lifecycleTopics: w.lifecycleTopics)
+        var rc = ReconcileConfiguration()
+        rc.every = try r.duration("reconcile", "every")
+        if let every = rc.every, every < .seconds(60) { throw Problem("reconcile.every must be at least 1m (or absent: off)") }
+        rc.fix = try r.bool("reconcile", "fix") ?? false
+        rc.enrollmentGrace = try r.duration("reconcile", "enrollment_grace") ?? rc.enrollmentGrace
+        rc.dormantAfter = try r.duration("reconcile", "dormant_after") ?? rc.dormantAfter
+        rc.disableOrphans = try r.bool("reconcile", "disable_orphans") ?? false
+        rc.allowlistUsernames = try r.stringList("reconcile", "allowlist_usernames") ?? []
+        rc.allowlistGroups = try r.stringList("reconcile", "allowlist_groups") ?? []
+        rc.findingsTopic = try r.string("reconcile", "findings_topic") ?? rc.findingsTopic
+        rc.reportTopic = try r.string("reconcile", "report_topic") ?? rc.reportTopic
+        reconcile = rc
     }
 
     /// Typed access to the parsed tree, with errors that name the key.
@@ -347,4 +363,26 @@ public struct WorkerConfiguration: Sendable {
         let section = lines[..<(line - 1)].last { !$0.isEmpty && $0.first != " " && $0.first != "\t" && $0.first != "#" }.flatMap(key)
         return section.map { "\($0).\(name)" } ?? name
     }
+}
+
+/// The `reconcile:` section.
+public struct ReconcileConfiguration: Sendable {
+    /// How often `run` audits by itself; nil (the default) never.
+    public var every: Duration?
+    /// Whether the scheduled audit also fixes what it finds (as `reconcile --fix`). Default: false.
+    public var fix = false
+    /// An active user not enrolled this long after creation is reported. Default: 7 days.
+    public var enrollmentGrace: Duration = .seconds(7 * 86400)
+    /// An enrolled user without a login this long is reported dormant. Default: 90 days.
+    public var dormantAfter: Duration = .seconds(90 * 86400)
+    /// Whether fixing disables orphaned accounts. Default: false (reported for review).
+    public var disableOrphans = false
+    /// Usernames (glob patterns) and groups of accounts that may exist without an employee.
+    public var allowlistUsernames: [String] = []
+    public var allowlistGroups: [String] = []
+    /// Where findings (one event each) and the run's report go.
+    public var findingsTopic = "duo.directory.findings.v1"
+    public var reportTopic = "duo.directory.reconciled.v1"
+
+    public init() {}
 }
