@@ -127,7 +127,7 @@ public struct AuditPolicy: Sendable {
     }
 
     /// `*` any run of characters, `?` one character; case-insensitive.
-    static func glob(_ pattern: String, matches text: String) -> Bool {
+    public static func glob(_ pattern: String, matches text: String) -> Bool {
         let p = Array(pattern.lowercased()), t = Array(text)
         var pi = 0, ti = 0, star = -1, mark = 0
         while ti < t.count {

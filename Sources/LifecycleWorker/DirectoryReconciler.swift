@@ -17,6 +17,17 @@ public struct RosterEntry: Sendable, Hashable {
     public var lastName: String?
     public var roles: [String]
 
+    public init(employeeID: String, terminated: Bool, username: String? = nil, email: String? = nil, firstName: String? = nil,
+                lastName: String? = nil, roles: [String] = []) {
+        self.employeeID = employeeID
+        self.terminated = terminated
+        self.username = username
+        self.email = email
+        self.firstName = firstName
+        self.lastName = lastName
+        self.roles = roles
+    }
+
     /// A CSV file (a header naming `employee_id`, `status`, and any of `username`, `email`,
     /// `first_name`, `last_name`, `roles` with roles separated by `;`) or JSON lines
     /// (`{"employee_id", "status": "active"|"terminated", "username", "email", "roles": [...]}`).
@@ -157,10 +168,12 @@ public struct DirectoryReconciler: Sendable {
         let source = "urn:duo-lifecycle:reconcile"
         let rosterByID = Dictionary((roster ?? []).map { ($0.employeeID, $0) }) { _, last in last }
         var byEmployee: [String: AuditFinding.Fix] = [:]
+        var leaverUsernames: [String: String] = [:]
         var orphans: [String] = []
         for f in report.findings {
             switch f.fix {
-            case .terminate: if let e = f.employeeID { byEmployee[e] = .terminate }
+            case .terminate:
+                if let e = f.employeeID { byEmployee[e] = .terminate; leaverUsernames[e] = leaverUsernames[e] ?? f.username }
             case .reapply: if let e = f.employeeID, byEmployee[e] == nil { byEmployee[e] = .reapply }
             case .disableOrphan: if let u = f.username { orphans.append(u) }
             case .review, .none: break
@@ -170,7 +183,10 @@ public struct DirectoryReconciler: Sendable {
         for (employee, fix) in byEmployee.sorted(by: { $0.key < $1.key }) {
             let id = "reconcile-\(report.runID)-\(employee)"
             if fix == .terminate {
-                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.terminated", data: ["employee_id": employee], id: id, source: source))
+                // With the active account's username, so a leaver the worker never saw is found too.
+                var data: [String: Any] = ["employee_id": employee]
+                if states[employee]?.desired.username == nil, let username = leaverUsernames[employee] { data["username"] = username }
+                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.terminated", data: data, id: id, source: source))
                 continue
             }
             if let r = rosterByID[employee] {
