@@ -43,6 +43,13 @@ public struct DesiredDuoState: Sendable, Hashable {
 
     /// Duo's `realname`: the display name, or first and last name.
     public var realname: String? { profile.realname }
+
+    /// Whether applying this state takes access away (disables or deletes a user), which the
+    /// mass-deprovision guard counts.
+    public var disablesAccess: Bool {
+        if case .none = removal { return terminated || status == .disabled }
+        return true
+    }
 }
 
 /// Stored with the profile's fields beside the others (`username`, `email`, … at the top

@@ -161,6 +161,13 @@ public protocol LifecycleStoreTransaction: Sendable {
     func linkedDuoUserIDs(employeeID: String) async throws -> [String]
     /// The employee whose linked Duo user has this username (case-insensitively), if any.
     func employeeLinked(toUsername username: String) async throws -> String?
+    /// The mass-deprovision guard: records that this command disables or deletes, if fewer than
+    /// `limit` did within `window` before `now` (counted across replicas), and says whether it
+    /// may go ahead. A command that already has its place (an approved hold, or a retry) keeps it.
+    /// `limit` gets the number of Duo users linked to employees (for a percentage).
+    func reserveDisable(commandID: Int64, now: Date, window: Duration, limit: @Sendable (Int) -> Int) async throws -> Bool
+    /// Gives a command its place regardless of the guard (an operator approved it).
+    func approveDisable(commandID: Int64, now: Date) async throws
 }
 
 /// Where a command is in its life.
@@ -177,6 +184,10 @@ public enum CommandState: String, Sendable, Codable {
     case dead
     /// Replaced by a newer command for the same employee before it ran.
     case superseded
+    /// Held back by the mass-deprovision guard until an operator approves or rejects it.
+    case held
+    /// A held command an operator rejected: never applied.
+    case rejected
 }
 
 /// The Kafka record an event came from, kept so that results and dead letters can refer to it and

@@ -286,6 +286,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 name TEXT PRIMARY KEY, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)
             """,
         ]),
+        (3, "mass-deprovision guard", [
+            "CREATE TABLE guard_disables (command_id BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
+            "CREATE INDEX guard_disables_at ON guard_disables (at)",
+        ]),
     ]
 
     /// How long a named lock stays held without renewal; its holder renews it every third of that.
@@ -595,8 +599,9 @@ public final class PostgresLifecycleStore: LifecycleStore {
         let t = cutoff.timeIntervalSince1970
         return try await run { conn in
             var purged = try await conn.query("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: self.logger).collect().count
+            _ = try await conn.query("DELETE FROM guard_disables WHERE at < \(t)", logger: self.logger).collect()
             purged += try await conn.query("""
-                DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < \(t) RETURNING id
+                DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded', 'rejected') AND updated_at < \(t) RETURNING id
                 """, logger: self.logger).collect().count
             purged += try await conn.query("""
                 DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(t) AND original_value IS NOT NULL RETURNING id
@@ -821,6 +826,22 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 RETURNING employee_id
                 """).first.map { try $0.decode(String.self) }
             return owner.flatMap { $0 == employeeID ? nil : $0 }
+        }
+
+        func reserveDisable(commandID: Int64, now: Date, window: Duration, limit: @Sendable (Int) -> Int) async throws -> Bool {
+            // One reservation at a time across replicas, so the count cannot be overrun by a race.
+            _ = try await rows("SELECT pg_advisory_xact_lock(\(Int64(0x6775617264)))")
+            if try await !rows("SELECT 1 FROM guard_disables WHERE command_id = \(commandID)").isEmpty { return true }
+            let since = now.timeIntervalSince1970 - window / .seconds(1)
+            let recent = try await rows("SELECT count(*) FROM guard_disables WHERE at > \(since)").first?.decode(Int.self) ?? 0
+            let managed = try await rows("SELECT count(*) FROM duo_links").first?.decode(Int.self) ?? 0
+            guard recent < limit(managed) else { return false }
+            _ = try await rows("INSERT INTO guard_disables (command_id, at) VALUES (\(commandID), \(now.timeIntervalSince1970))")
+            return true
+        }
+
+        func approveDisable(commandID: Int64, now: Date) async throws {
+            _ = try await rows("INSERT INTO guard_disables (command_id, at) VALUES (\(commandID), \(now.timeIntervalSince1970)) ON CONFLICT (command_id) DO NOTHING")
         }
 
         func linkedDuoUserIDs(employeeID: String) async throws -> [String] {

@@ -138,6 +138,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 ALTER TABLE commands ADD COLUMN lease_owner TEXT;
                 """)
         }
+        m.registerMigration("v7: mass-deprovision guard") { db in
+            try db.execute(sql: """
+                CREATE TABLE guard_disables (command_id INTEGER PRIMARY KEY NOT NULL, at REAL NOT NULL);
+                CREATE INDEX guard_disables_at ON guard_disables (at);
+                """)
+        }
         return m
     }
 
@@ -324,8 +330,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         return try await locked { db in
             try db.execute(sql: "DELETE FROM inbox WHERE received_at < ?", arguments: [t])
             var purged = db.changesCount
-            try db.execute(sql: "DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded') AND updated_at < ?", arguments: [t])
+            try db.execute(sql: "DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded', 'rejected') AND updated_at < ?", arguments: [t])
             purged += db.changesCount
+            try db.execute(sql: "DELETE FROM guard_disables WHERE at < ?", arguments: [t])
             try db.execute(sql: "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND original_value IS NOT NULL", arguments: [t])
             return purged + db.changesCount
         }
@@ -511,6 +518,25 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                     ON CONFLICT (duo_user_id) DO UPDATE SET username = excluded.username
                     """).execute(arguments: [duoUserID, employeeID, username, Date().timeIntervalSince1970])
                 return nil
+            }
+        }
+
+        func reserveDisable(commandID: Int64, now: Date, window: Duration, limit: @Sendable (Int) -> Int) async throws -> Bool {
+            try access { db in
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM guard_disables WHERE command_id = ?", arguments: [commandID]) != nil { return true }
+                let since = now.timeIntervalSince1970 - window / .seconds(1)
+                let recent = try Int.fetchOne(db, sql: "SELECT count(*) FROM guard_disables WHERE at > ?", arguments: [since]) ?? 0
+                let managed = try Int.fetchOne(db, sql: "SELECT count(*) FROM duo_links") ?? 0
+                guard recent < limit(managed) else { return false }
+                try db.execute(sql: "INSERT INTO guard_disables (command_id, at) VALUES (?, ?)", arguments: [commandID, now.timeIntervalSince1970])
+                return true
+            }
+        }
+
+        func approveDisable(commandID: Int64, now: Date) async throws {
+            try access { db in
+                try db.execute(sql: "INSERT INTO guard_disables (command_id, at) VALUES (?, ?) ON CONFLICT (command_id) DO NOTHING",
+                               arguments: [commandID, now.timeIntervalSince1970])
             }
         }
 

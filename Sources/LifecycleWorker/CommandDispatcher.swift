@@ -165,6 +165,22 @@ public final class CommandDispatcher: Service, Sendable {
         // Older waiting commands (a hire due before a scheduled termination that came due first)
         // are superseded by this one: an older state is never applied after a newer one.
         for older in waiting where older.id < stored.id { await supersede(older, lease: nil, now: now) }
+        // The mass-deprovision guard: past its threshold a disable or deletion waits for an operator.
+        if let guardPolicy = configuration.massDeprovisionGuard, stored.command.desired.disablesAccess {
+            do {
+                let allowed = try await store.write { tx in
+                    try await tx.reserveDisable(commandID: stored.id, now: now, window: guardPolicy.window) { guardPolicy.limit(managed: $0) }
+                }
+                if !allowed {
+                    await hold(stored, now: now)
+                    return
+                }
+            } catch {
+                logger.error("Could not check the mass-deprovision guard; the command waits for its next claim",
+                             metadata: ["command": "\(stored.id)", "error": "\(error)"])
+                return
+            }
+        }
         let knownUserID = state?.duoUserID ?? linked.first
         let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
         // A leaver's calls go ahead of everything else in the Duo client's queues.
@@ -280,6 +296,29 @@ public final class CommandDispatcher: Service, Sendable {
         logger.warning("Claim lost after Duo writes; the employee's newest command is applied again to undo any late write",
                        metadata: ["command": "\(stored.id)", "employee": "\(stored.command.employeeID)", "operations": "\(operations.map(\.rawValue))",
                                   "reason": "\(reason)"])
+    }
+
+    /// Holds a command back: its state is `held` and its event's result says so, until an
+    /// operator approves (it runs) or rejects it.
+    private func hold(_ stored: StoredCommand, now: Date) async {
+        do {
+            try await store.write { tx in
+                try await self.assertHolds(stored, tx)
+                try await tx.updateCommand(id: stored.id, state: .held, attempts: stored.attempts, nextAttemptAt: nil,
+                                           firstFailureAt: stored.firstFailureAt, lastError: "held by the mass-deprovision guard", now: now)
+                if !stored.isFollowUp {
+                    try await tx.enqueue(self.factory.result(for: .init(stored.command), record: stored.source, outcome: .held,
+                                                             operations: stored.doneOperations, attempts: stored.attempts, now: now))
+                }
+            }
+            Counter(label: "duo_lifecycle_guard_held_total").increment()
+            Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", "held")]).increment()
+            logger.critical("MASS-DEPROVISION GUARD: a disable is held back; more disables than the threshold within the window. Review with `duo-lifecycle holds list`, then `holds approve` or `holds reject`",
+                            metadata: ["command": "\(stored.id)", "employee": "\(stored.command.employeeID)", "event": "\(stored.command.eventID)"])
+        } catch {
+            logger.error("Could not hold a command; its lease will expire and it is checked again", metadata: ["command": "\(stored.id)", "error": "\(error)"])
+        }
+        outboxWakeup?.signal()
     }
 
     private func supersede(_ stored: StoredCommand, lease: CommandLease?, now: Date) async {

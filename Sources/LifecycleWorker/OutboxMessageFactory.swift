@@ -6,6 +6,10 @@ import LifecycleStore
 /// The outcome a result event reports.
 public enum ProvisioningOutcome: String, Sendable, Codable {
     case applied, noChange = "no_change", superseded, stale, scheduled, deadLettered = "dead_lettered"
+    /// Held back by the mass-deprovision guard; a later result says how it ended.
+    case held
+    /// A held command an operator rejected.
+    case rejected
 }
 
 /// Why an event went to the dead-letter topic (`dlq-reason`).

@@ -32,6 +32,8 @@ public struct PipelineConfiguration: Sendable {
     public var maxDeadLetterBytes = 900_000
     /// Circuit breaker settings.
     public var breaker = CircuitBreakerConfiguration()
+    /// The mass-deprovision guard; nil (the default) never holds anything back.
+    public var massDeprovisionGuard: MassDeprovisionGuard?
     /// This worker's name among the replicas sharing a store (`worker.id`): it holds its claims
     /// under it, and at start takes back the commands a previous run under the same name left
     /// running. Give each replica its own stable name (a StatefulSet pod's name, for example).
@@ -81,4 +83,28 @@ public struct CircuitBreakerConfiguration: Sendable, Hashable {
     public var probeInterval: Duration = .seconds(1)
 
     public init() {}
+}
+
+/// Holds back disables and deletions beyond a threshold within a window, so a broken HR feed or a
+/// bad roster cannot lock out the whole company: the first ones apply at once, the rest wait
+/// (`held`) for an operator's `holds approve` or `holds reject`.
+public struct MassDeprovisionGuard: Sendable, Hashable {
+    /// Most disabling commands per window; nil: no count limit.
+    public var maxDisables: Int?
+    /// Most disabling commands per window as a percentage of the Duo users linked to employees; nil: none.
+    public var maxPercent: Double?
+    /// Default: 10 minutes.
+    public var window: Duration = .seconds(600)
+
+    public init(maxDisables: Int? = nil, maxPercent: Double? = nil, window: Duration = .seconds(600)) {
+        self.maxDisables = maxDisables
+        self.maxPercent = maxPercent
+        self.window = window
+    }
+
+    /// The threshold when `managed` Duo users are linked to employees (at least 1).
+    public func limit(managed: Int) -> Int {
+        let byPercent = maxPercent.map { Swift.max(1, Int((Double(managed) * $0 / 100).rounded(.down))) } ?? Int.max
+        return Swift.min(maxDisables ?? Int.max, byPercent)
+    }
 }

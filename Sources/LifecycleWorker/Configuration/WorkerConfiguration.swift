@@ -49,6 +49,7 @@ public struct WorkerConfiguration: Sendable {
         "http": ["port", "host"],
         "worker": ["id", "max_concurrency", "shutdown_timeout", "outbox_retention", "command_lease"],
         "log": ["level", "format"],
+        "guard": ["max_disables", "max_percent", "window"],
         "reconcile": ["every", "fix", "enrollment_grace", "dormant_after", "disable_orphans", "allowlist_usernames", "allowlist_groups",
                       "findings_topic", "report_topic"],
         "ingress": ["port", "host", "tls_cert_file", "tls_key_file", "max_body", "topic", "delivery_timeout", "sources"],
@@ -190,6 +191,14 @@ public struct WorkerConfiguration: Sendable {
             w.workerID = id
         }
         w.staticMembership = try r.bool("kafka", "static_membership") ?? false
+        let maxDisables = try r.int("guard", "max_disables", in: 1...10_000_000)
+        let maxPercent = try r.double("guard", "max_percent", in: 0.01...100)
+        if maxDisables != nil || maxPercent != nil {
+            w.massDeprovisionGuard = MassDeprovisionGuard(maxDisables: maxDisables, maxPercent: maxPercent, window: try r.duration("guard", "window") ?? .seconds(600))
+            guard w.massDeprovisionGuard!.window >= .seconds(1) else { throw Problem("guard.window must be at least 1s") }
+        } else if try r.duration("guard", "window") != nil {
+            throw Problem("guard.window needs guard.max_disables or guard.max_percent")
+        }
         pipeline = w
 
         storePath = try r.string("store", "path") ?? "./.duo-lifecycle/state.sqlite"

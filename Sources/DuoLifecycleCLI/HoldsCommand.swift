@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Lifecycle
+import LifecycleStore
+import LifecycleWorker
+import Logging
+
+struct HoldsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "holds",
+        abstract: "Review disables the mass-deprovision guard held back: list, approve, reject.",
+        discussion: """
+        With guard.max_disables or guard.max_percent set, disables and deletions beyond the \
+        threshold within guard.window are held (result outcome held) instead of applied. Approved \
+        ones run within a second on the running worker; a held command whose employee has a newer \
+        one (a rehire) is superseded instead. Rejected ones never run (result outcome rejected).
+        """,
+        subcommands: [List.self, Approve.self, Reject.self]
+    )
+
+    struct Options: ParsableArguments {
+        @Option(help: "The worker's YAML configuration file (its store).") var config: String
+
+        func open() async throws -> (HeldCommands, any LifecycleStore) {
+            let settings: WorkerConfiguration
+            do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
+                throw ValidationError("Configuration error: \(problem.description)")
+            }
+            var logger = Logger(label: "duo-lifecycle.holds")
+            logger.logLevel = .error
+            let store = try await WorkerRuntime.openStore(settings, logger: logger)
+            return (HeldCommands(store: store, configuration: settings.pipeline), store)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List held commands.")
+        @OptionGroup var options: Options
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            let (holds, store) = try await options.open()
+            let held = try await holds.list()
+            await store.close()
+            if json {
+                for c in held {
+                    let o: [String: Any] = ["id": c.id, "employee_id": c.command.employeeID, "event_id": c.command.eventID,
+                                            "event_type": c.command.eventType.rawValue, "held_since": RFC3339.format(c.createdAt)]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                }
+                return
+            }
+            guard !held.isEmpty else { print("No held commands."); return }
+            print("id      employee          event                                     type")
+            for c in held {
+                print("\(String(c.id).padding(toLength: 8, withPad: " ", startingAt: 0))\(c.command.employeeID.padding(toLength: 18, withPad: " ", startingAt: 0))\(c.command.eventID.padding(toLength: 42, withPad: " ", startingAt: 0))\(c.command.eventType.rawValue)")
+            }
+            print("\(held.count) held. Approve with `duo-lifecycle holds approve --config FILE --all` (or ids), or reject.")
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let held commands run.")
+        @OptionGroup var options: Options
+        @Flag(help: "Every held command.") var all = false
+        @Argument(help: "Command ids from `holds list`.") var ids: [Int64] = []
+
+        func validate() throws { guard all != !ids.isEmpty else { throw ValidationError("Give --all or command ids, not both") } }
+
+        func run() async throws {
+            let (holds, store) = try await options.open()
+            let d = try await holds.approve(ids: all ? nil : ids)
+            await store.close()
+            print("approved \(d.approved.count), superseded by a newer command \(d.superseded.count)" + (d.notHeld.isEmpty ? "" : ", not held: \(d.notHeld.map(String.init).joined(separator: " "))"))
+            if !d.notHeld.isEmpty { throw ExitCode.failure }
+        }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop held commands for good.")
+        @OptionGroup var options: Options
+        @Flag(help: "Every held command.") var all = false
+        @Argument(help: "Command ids from `holds list`.") var ids: [Int64] = []
+
+        func validate() throws { guard all != !ids.isEmpty else { throw ValidationError("Give --all or command ids, not both") } }
+
+        func run() async throws {
+            let (holds, store) = try await options.open()
+            let d = try await holds.reject(ids: all ? nil : ids)
+            await store.close()
+            print("rejected \(d.rejected.count)" + (d.notHeld.isEmpty ? "" : ", not held: \(d.notHeld.map(String.init).joined(separator: " "))"))
+            if !d.notHeld.isEmpty { throw ExitCode.failure }
+        }
+    }
+}
