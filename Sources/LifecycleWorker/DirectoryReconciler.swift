@@ -6,6 +6,7 @@ import LifecycleStore
 import LifecycleTools
 import Logging
 import Metrics
+import ServiceLifecycle
 
 /// One line of a roster: an employee as HR has them now.
 public struct RosterEntry: Sendable, Hashable {
@@ -249,5 +250,42 @@ public struct DirectoryReconciler: Sendable {
             KafkaHeader(key: "ce_type", string: type), KafkaHeader(key: "ce_time", string: RFC3339.format(Date())),
             KafkaHeader(key: "ce_subject", string: key), KafkaHeader(key: "content-type", string: "application/json"),
         ])
+    }
+}
+
+/// `reconcile.every`: audits the store's employees against Duo on a schedule inside `run`, under
+/// a lock all replicas sharing the store respect; the report, the findings and (with
+/// `reconcile.fix`) the fix events go through the outbox like results.
+struct ScheduledReconcile: Service {
+    let reconciler: DirectoryReconciler
+    let store: any LifecycleStore
+    let every: Duration
+    let fix: Bool
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: every) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
+            do {
+                try await store.withExclusiveLock("reconcile") {
+                    var report = try await reconciler.audit(roster: nil)
+                    if fix { report.fixes = try await reconciler.fixes(for: report, roster: nil) }
+                    let messages = report.fixes + (try reconciler.reportMessages(report, fixed: fix))
+                    let outbox = messages.map {
+                        NewOutboxMessage(kind: .result, topic: $0.topic, key: $0.key, value: $0.value, headers: $0.headers.map { MessageHeader(name: $0.key, value: $0.value) })
+                    }
+                    try await store.write { tx in for m in outbox { try await tx.enqueue(m) } }
+                    let found = report.summary.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                    if (report.summary["leaver_active"] ?? 0) > 0 {
+                        logger.critical("Reconciliation found leavers still active in Duo", metadata: ["findings": "\(found)", "fixes": "\(report.fixes.count)"])
+                    } else {
+                        logger.info("Reconciliation done", metadata: ["users": "\(report.usersRead)", "findings": "\(found)", "fixes": "\(report.fixes.count)"])
+                    }
+                }
+            } catch {
+                logger.error("Scheduled reconciliation failed; it runs again at the next interval", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }

@@ -96,6 +96,10 @@ public final class WorkerRuntime: Sendable {
                     onIngressRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in await readiness() }
         var services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
+        if let every = configuration.reconcile.every {
+            let reconciler = DirectoryReconciler(configuration: configuration, store: store, client: client, logger: logger)
+            services.append(ScheduledReconcile(reconciler: reconciler, store: store, every: every, fix: configuration.reconcile.fix, logger: logger))
+        }
         // The webhook ingress on its own port; its metrics are on the operations port.
         if let ingress = configuration.ingress {
             services.append(try IngressServer(configuration: ingress, logger: logger).service(onRunning: onIngressRunning))

@@ -149,4 +149,30 @@ struct ReconcileTests {
                           "orphaned_account:svc-backups", "profile_drift:dee", "status_drift:cy-renamed"], "\(kinds)")
         #expect(AuditPolicy.glob("svc-*", matches: "svc-") && !AuditPolicy.glob("svc-*", matches: "svc") && AuditPolicy.glob("*", matches: ""))
     }
+
+    @Test("reconcile.every inside the worker: a leaver a Duo admin re-enabled by hand is found and locked out again through the bus, and the run's report is published")
+    func scheduledReconcileLocksOutAManualReenable() async throws {
+        let h = try await WorkerHarness(configureWorker: { $0.reconcile.every = .seconds(1); $0.reconcile.fix = true })
+        try h.startWorker()
+        try await h.publish([WorkerHarness.event("hired", "S1", seq: 1, roles: ["sales"])])
+        try await h.waitUntil("S1 hired") { h.emulator.directory.user(username: "s1")?.status == .active }
+        try await h.publish([WorkerHarness.event("terminated", "S1", seq: 2)])
+        try await h.waitUntil("S1 locked out") { h.emulator.directory.user(username: "s1")?.status == .disabled }
+        let userID = try #require(h.emulator.directory.user(username: "s1")?.userID)
+        // A Duo administrator re-enables the leaver by hand.
+        let admin = DuoAdminClient(configuration: h.workerConfiguration.duo, logger: h.logger)
+        var fields = DuoUserFields()
+        fields.status = .active
+        _ = try await admin.modifyUser(id: userID, fields)
+        try await admin.shutdown()
+        #expect(h.emulator.directory.user(id: userID)?.status == .active)
+        try await h.waitUntil("the scheduled reconciliation locks S1 out again", timeout: .seconds(60)) {
+            h.emulator.directory.user(id: userID)?.status == .disabled
+        }
+        let reports = try await h.read(topic: h.workerConfiguration.reconcile.reportTopic, count: 1, timeout: .seconds(30))
+        let report = try #require(reports.first.flatMap { $0.value }.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
+        #expect(report["mode"] as? String == "fix")
+        #expect(reports.first?.headers[string: "ce_type"] == "duo.directory.reconciled")
+        await h.shutdown()
+    }
 }

@@ -31,7 +31,7 @@ final class WorkerHarness: Sendable {
     }
 
     init(partitions: Int32 = 6, requestsPerSecond: Double? = nil, configure: (inout PipelineConfiguration) -> Void = { _ in },
-         emulatorFaults: DuoEmulatorFaults = DuoEmulatorFaults()) async throws {
+         emulatorFaults: DuoEmulatorFaults = DuoEmulatorFaults(), configureWorker: (inout WorkerConfiguration) -> Void = { _ in }) async throws {
         logger = Self.quietLogger
         var options = EmbeddedStack.Options()
         options.partitions = partitions
@@ -47,6 +47,7 @@ final class WorkerHarness: Sendable {
         config.pipeline.retry = CommandRetryPolicy(base: .milliseconds(50), max: .seconds(1))
         config.pipeline.breaker.probeInterval = .milliseconds(200)
         configure(&config.pipeline)
+        configureWorker(&config)
         configuration = config.pipeline
         workerConfiguration = config
     }
