@@ -67,7 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
-    case throughput, lockout, ingest, ratelimit, kafka, webhooks
+    case throughput, lockout, ingest, ratelimit, kafka, webhooks, reconcile
 
     func run(report: BenchReport, store: BenchStore, logger: Logger) async throws {
         let pipeline = PipelineBenchmarks(logger: logger, store: store)
@@ -78,6 +78,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         case .ratelimit: try await pipeline.ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)
         case .webhooks: try await IngressBenchmark(logger: logger).run(report: report)
+        case .reconcile: try await ReconcileBenchmark(logger: logger).run(report: report)
         }
     }
 }

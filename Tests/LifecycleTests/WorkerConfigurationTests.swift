@@ -38,6 +38,8 @@ struct WorkerConfigurationTests {
         #expect(ingress.sources[0].secrets.count == 2, "a rotation: both secrets")
         #expect(ingress.sources[2].mapping?.roleValues["Support Engineer"] == "support")
         #expect(ingress.topic == "hr.employee.lifecycle.v1")
+        #expect(s.pipeline.massDeprovisionGuard == MassDeprovisionGuard(maxDisables: 50, window: .seconds(600)))
+        #expect(s.reconcile.allowlistUsernames == ["svc-*", "break-glass-*"] && s.reconcile.every == nil && !s.reconcile.disableOrphans)
         #expect(s.pipeline.mapping.roles["engineering"] == ["Engineering", "VPN"])
         #expect(s.pipeline.termination.deleteAfter == .seconds(30 * 86400))
     }
