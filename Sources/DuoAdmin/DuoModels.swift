@@ -85,6 +85,8 @@ public struct DuoUser: Sendable, Hashable, Codable {
     public var externalID: String?
     /// The user's groups, as Duo embeds them in the user object.
     public var groups: [DuoGroup]
+    /// The user's phones, as Duo embeds them (an enrolled user has at least one device).
+    public var phones: [DuoPhone] = []
 
     public init(userID: String, username: String, realname: String? = nil, email: String? = nil, firstname: String? = nil,
                 lastname: String? = nil, notes: String? = "", status: DuoUserStatus = .active, aliases: [String: String] = [:],
@@ -105,7 +107,7 @@ public struct DuoUser: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case userID = "user_id", username, realname, email, firstname, lastname, notes, status, aliases, created
         case lastLogin = "last_login", lastDirectorySync = "last_directory_sync", isEnrolled = "is_enrolled"
-        case lockoutReason = "lockout_reason", enableAutoPrompt = "enable_auto_prompt", externalID = "external_id", groups
+        case lockoutReason = "lockout_reason", enableAutoPrompt = "enable_auto_prompt", externalID = "external_id", groups, phones
         case alias1, alias2, alias3, alias4
     }
 
@@ -132,6 +134,7 @@ public struct DuoUser: Sendable, Hashable, Codable {
         enableAutoPrompt = try c.decodeIfPresent(Bool.self, forKey: .enableAutoPrompt)
         externalID = try c.decodeIfPresent(String.self, forKey: .externalID)
         groups = try c.decodeIfPresent([DuoGroup].self, forKey: .groups) ?? []
+        phones = (try? c.decodeIfPresent([DuoPhone].self, forKey: .phones)) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -154,6 +157,33 @@ public struct DuoUser: Sendable, Hashable, Codable {
         try c.encodeIfPresent(enableAutoPrompt, forKey: .enableAutoPrompt)
         try c.encodeIfPresent(externalID, forKey: .externalID)
         try c.encode(groups, forKey: .groups)
+        try c.encode(phones, forKey: .phones)
+    }
+}
+
+/// A phone as Duo embeds it in a user.
+public struct DuoPhone: Sendable, Hashable, Codable {
+    public var phoneID: String
+    public var number: String
+    /// `mobile`, `landline`, …
+    public var type: String
+    public var activated: Bool
+
+    public init(phoneID: String, number: String, type: String = "mobile", activated: Bool = true) {
+        self.phoneID = phoneID
+        self.number = number
+        self.type = type
+        self.activated = activated
+    }
+
+    enum CodingKeys: String, CodingKey { case phoneID = "phone_id", number, type, activated }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        phoneID = try c.decode(String.self, forKey: .phoneID)
+        number = try c.decodeIfPresent(String.self, forKey: .number) ?? ""
+        type = try c.decodeIfPresent(String.self, forKey: .type) ?? ""
+        activated = try c.decodeIfPresent(Bool.self, forKey: .activated) ?? false
     }
 }
 

@@ -121,7 +121,8 @@ public final class DuoDirectory: Sendable {
                                 firstname: seed.firstname, lastname: seed.lastname, status: DuoUserStatus(rawValue: seed.status ?? "active"),
                                 created: seed.created ?? Int(Date().timeIntervalSince1970))
                 u.notes = seed.notes ?? ""
-                u.isEnrolled = seed.isEnrolled ?? false
+                u.phones = (seed.phones ?? []).map { DuoPhone(phoneID: Self.newID(prefix: "DP"), number: $0) }
+                u.isEnrolled = seed.isEnrolled ?? !u.phones.isEmpty
                 u.lastLogin = seed.lastLogin
                 s.users[id] = u
                 s.userOrder.append(id)
@@ -149,10 +150,12 @@ public struct DuoEmulatorSeedUser: Codable, Sendable {
     public var isEnrolled: Bool?
     public var lastLogin: Int?
     public var created: Int?
+    /// Phone numbers; a user with a phone is enrolled unless `is_enrolled` says otherwise.
+    public var phones: [String]?
 
     enum CodingKeys: String, CodingKey {
         case username, realname, email, firstname, lastname, status, notes, groups
-        case isEnrolled = "is_enrolled", lastLogin = "last_login", created
+        case isEnrolled = "is_enrolled", lastLogin = "last_login", created, phones
     }
 
     public init(username: String, realname: String? = nil, email: String? = nil, status: String? = nil, groups: [String]? = nil) {

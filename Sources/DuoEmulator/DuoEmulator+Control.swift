@@ -7,7 +7,7 @@ extension DuoEmulator {
     /// ``DuoEmulatorConfiguration/controlEnabled`` is set.
     ///
     /// - `POST /__emulator/reset`: empty directory, journal and counters.
-    /// - `POST /__emulator/seed`: `{"groups": ["name"], "users": [{"username", "realname", "email", "status", "groups": ["name"], "is_enrolled", "last_login", "created"}]}`.
+    /// - `POST /__emulator/seed`: `{"groups": ["name"], "users": [{"username", "realname", "email", "status", "groups": ["name"], "is_enrolled", "last_login", "created", "phones": ["+15555550100"]}]}`.
     /// - `GET|PUT /__emulator/faults`: read or replace the fault settings.
     /// - `GET /__emulator/journal?after=N`: state changes after sequence N, in order.
     /// - `GET /__emulator/counters`: requests by `METHOD /path/template` and status.

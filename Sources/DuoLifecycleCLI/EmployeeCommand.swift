@@ -62,7 +62,7 @@ struct EmployeeCommand: AsyncParsableCommand {
                 }
                 o["duo_users"] = users.map { u -> [String: Any] in
                     var d: [String: Any] = ["user_id": u.userID, "username": u.username, "status": u.status.rawValue, "is_enrolled": u.isEnrolled ?? false,
-                                            "groups": u.groups.map(\.name).sorted()]
+                                            "groups": u.groups.map(\.name).sorted(), "phones": u.phones.map(\.number)]
                     if let v = u.lastLogin { d["last_login"] = v }
                     if let v = u.created { d["created"] = v }
                     return d
@@ -85,7 +85,7 @@ struct EmployeeCommand: AsyncParsableCommand {
             if users.isEmpty { print("  Duo:  no user") }
             for u in users {
                 let login = u.lastLogin.map { RFC3339.format(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "never"
-                print("  Duo:  \(u.username) (\(u.userID))  \(u.status.rawValue)  \((u.isEnrolled ?? false) ? "enrolled" : "NOT enrolled")  last login \(login)"
+                print("  Duo:  \(u.username) (\(u.userID))  \(u.status.rawValue)  \((u.isEnrolled ?? false) ? "enrolled" : "NOT enrolled")  \(u.phones.count) phone(s)  last login \(login)"
                       + "  groups \(u.groups.map(\.name).sorted().joined(separator: ", "))")
             }
             print("  Events (newest first):")

@@ -59,37 +59,45 @@ struct HoldsCommand: AsyncParsableCommand {
         }
     }
 
-    struct Approve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Let held commands run.")
-        @OptionGroup var options: Options
+    /// Which held commands a decision is about: `--all`, or ids.
+    struct Selection: ParsableArguments {
         @Flag(help: "Every held command.") var all = false
         @Argument(help: "Command ids from `holds list`.") var ids: [Int64] = []
 
         func validate() throws { guard all != !ids.isEmpty else { throw ValidationError("Give --all or command ids, not both") } }
 
-        func run() async throws {
+        /// Runs the decision and prints it; ids that are not held make it exit 1.
+        func decide(_ options: Options, _ action: (HeldCommands, [Int64]?) async throws -> HeldCommands.Decision,
+                    describe: (HeldCommands.Decision) -> String) async throws {
             let (holds, store) = try await options.open()
-            let d = try await holds.approve(ids: all ? nil : ids)
+            let decision: HeldCommands.Decision
+            do { decision = try await action(holds, all ? nil : ids) } catch { await store.close(); throw error }
             await store.close()
-            print("approved \(d.approved.count), superseded by a newer command \(d.superseded.count)" + (d.notHeld.isEmpty ? "" : ", not held: \(d.notHeld.map(String.init).joined(separator: " "))"))
-            if !d.notHeld.isEmpty { throw ExitCode.failure }
+            let notHeld = decision.notHeld.map(String.init).joined(separator: " ")
+            print(describe(decision) + (notHeld.isEmpty ? "" : ", not held: \(notHeld)"))
+            if !decision.notHeld.isEmpty { throw ExitCode.failure }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let held commands run.")
+        @OptionGroup var options: Options
+        @OptionGroup var selection: Selection
+
+        func run() async throws {
+            try await selection.decide(options, { try await $0.approve(ids: $1) }) {
+                "approved \($0.approved.count), superseded by a newer command \($0.superseded.count)"
+            }
         }
     }
 
     struct Reject: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Drop held commands for good.")
         @OptionGroup var options: Options
-        @Flag(help: "Every held command.") var all = false
-        @Argument(help: "Command ids from `holds list`.") var ids: [Int64] = []
-
-        func validate() throws { guard all != !ids.isEmpty else { throw ValidationError("Give --all or command ids, not both") } }
+        @OptionGroup var selection: Selection
 
         func run() async throws {
-            let (holds, store) = try await options.open()
-            let d = try await holds.reject(ids: all ? nil : ids)
-            await store.close()
-            print("rejected \(d.rejected.count)" + (d.notHeld.isEmpty ? "" : ", not held: \(d.notHeld.map(String.init).joined(separator: " "))"))
-            if !d.notHeld.isEmpty { throw ExitCode.failure }
+            try await selection.decide(options, { try await $0.reject(ids: $1) }) { "rejected \($0.rejected.count)" }
         }
     }
 }

@@ -193,6 +193,26 @@ struct DuoEmulatorSemanticsTests {
         await emulator.stop()
     }
 
+    @Test("Seeding sets is_enrolled, last_login, created and phones with Duo's field names, and the Admin API returns them as Duo does")
+    func seedAuditFields() async throws {
+        let (emulator, duo) = try await startEmulator()
+        let seeded = try await duo.control(.POST, "/__emulator/seed", body: #"""
+            {"users":[{"username":"enrolled","is_enrolled":true,"last_login":1764000000,"created":1700000000,"phones":["+15555550100"]},
+                      {"username":"fresh","created":1760000000},{"username":"phoned","phones":["+15555550101"]}]}
+            """#)
+        #expect(seeded.status == 200)
+        let listed = try await duo.send(.GET, "/admin/v1/users")
+        let users = try #require(listed.json["response"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: users.compactMap { u in (u["username"] as? String).map { ($0, u) } })
+        #expect(byName["enrolled"]?["is_enrolled"] as? Bool == true && byName["enrolled"]?["last_login"] as? Int == 1764000000)
+        #expect(byName["enrolled"]?["created"] as? Int == 1700000000)
+        #expect(((byName["enrolled"]?["phones"] as? [[String: Any]])?.first?["number"] as? String) == "+15555550100")
+        #expect(byName["fresh"]?["is_enrolled"] as? Bool == false && byName["fresh"]?["last_login"] is NSNull && byName["fresh"]?["created"] as? Int == 1760000000)
+        #expect(byName["phoned"]?["is_enrolled"] as? Bool == true, "a user with a phone is enrolled unless told otherwise")
+        #expect(emulator.directory.user(username: "enrolled")?.phones.count == 1)
+        await emulator.stop()
+    }
+
     @Test("The control API resets, seeds, changes faults and counts; it is off unless enabled")
     func controlAPI() async throws {
         let (emulator, duo) = try await startEmulator()

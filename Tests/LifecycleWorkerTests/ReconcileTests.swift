@@ -175,4 +175,23 @@ struct ReconcileTests {
         #expect(reports.first?.headers[string: "ce_type"] == "duo.directory.reconciled")
         await h.shutdown()
     }
+
+    @Test("A roster in JSON lines loads; a bad line is refused naming its line and the rule")
+    func rosterJSONLines() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("roster-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+            {"employee_id": "E1", "status": "active", "username": "ada", "email": "ada@example.com", "roles": ["engineering"]}
+
+            {"employee_id": "E2", "status": "terminated"}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let entries = try RosterEntry.load(path: path)
+        #expect(entries == [RosterEntry(employeeID: "E1", terminated: false, username: "ada", email: "ada@example.com", roles: ["engineering"]),
+                            RosterEntry(employeeID: "E2", terminated: true)])
+        try "{\"employee_id\": \"E3\", \"status\": \"gone\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: RosterError.self) { try RosterEntry.load(path: path) }
+        do { _ = try RosterEntry.load(path: path) } catch { #expect("\(error)".contains(":1: status must be active or terminated")) }
+        try "employee_id,status,roles\nE4,active,\"sales;support\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try RosterEntry.load(path: path) == [RosterEntry(employeeID: "E4", terminated: false, roles: ["sales", "support"])])
+    }
 }
