@@ -60,12 +60,14 @@ struct ReconcileCommand: AsyncParsableCommand {
         let store = try await WorkerRuntime.openStore(settings, logger: logger)
         let reconciler = DirectoryReconciler(configuration: settings, store: store, client: client, logger: logger)
         let interactive = isatty(STDERR_FILENO) == 1
+        let pageLimit = duo.pageLimit
         let report: DirectoryReconciler.Report
         do {
             report = try await reconciler.audit(roster: entries) { p in
                 guard interactive else { return }
                 let seconds = max(p.elapsed / .seconds(1), 0.001)
-                FileHandle.standardError.write(Data("\r  read \(p.users) Duo users, \(Int(Double(p.users) / seconds)) users/s   ".utf8))
+                let pages = (p.users + pageLimit - 1) / pageLimit
+                FileHandle.standardError.write(Data("\r  read \(p.users) Duo users in \(pages) page(s), \(Int(Double(p.users) / seconds)) users/s, \(String(format: "%.1f", Double(pages) / seconds)) pages/s   ".utf8))
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         } catch {
