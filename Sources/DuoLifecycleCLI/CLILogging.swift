@@ -22,5 +22,44 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// Writes a line to standard output and flushes it at once, so a parent process reading the
 /// first line (for example a bootstrap address or a base URL) sees it immediately.
 func emitLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    Console.out(line + "\n")
+}
+
+/// Every command's `print`: a line on standard output through ``Console``.
+func print(_ line: String = "") {
+    Console.out(line + "\n")
+}
+
+/// Standard output and error, written unbuffered and never crashing on a closed pipe: once the
+/// reader of standard output has gone (`duo users list | head -1`), the command ends quietly with
+/// exit 0 instead of dying on EPIPE; a closed standard error is ignored.
+enum Console {
+    static func out(_ text: String) { write(STDOUT_FILENO, text) }
+    static func err(_ text: String) { write(STDERR_FILENO, text) }
+
+    /// A closed pipe must be an error to handle, not a signal that kills the process.
+    static func ignoreBrokenPipeSignal() { signal(SIGPIPE, SIG_IGN) }
+
+    private static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { buffer in Foundation.write(fd, buffer.baseAddress, buffer.count) }
+            if written < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EPIPE && fd == STDOUT_FILENO { exit(0) }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
+/// `--bootstrap`'s default: the worker's own override variable, so one export serves every command.
+let defaultBootstrap = ProcessInfo.processInfo.environment["DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS"] ?? ""
+
+/// Refuses an empty `--bootstrap` with a message that says both ways to give it.
+func requireBootstrap(_ bootstrap: String) throws {
+    guard !bootstrap.trimmingCharacters(in: .whitespaces).isEmpty else {
+        throw ValidationError("Missing --bootstrap (or set DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS)")
+    }
 }

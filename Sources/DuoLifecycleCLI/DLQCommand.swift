@@ -15,7 +15,7 @@ struct DLQCommand: AsyncParsableCommand {
     )
 
     struct Filters: ParsableArguments {
-        @Option(help: "Kafka bootstrap servers.") var bootstrap: String
+        @Option(help: "Kafka bootstrap servers (default: DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS).") var bootstrap: String = defaultBootstrap
         @Option(help: "The dead-letter topic.") var topic: String = "hr.employee.lifecycle.v1.dlq"
         @Option(help: "Only dead letters whose original record is at or after this RFC 3339 time.") var since: String?
         @Option(help: "Only this reason: validation, duo-permanent, retries-exhausted, policy or conflict.") var reason: String?
@@ -25,6 +25,7 @@ struct DLQCommand: AsyncParsableCommand {
                                    valueName: "path-or-url")) var store: String?
 
         func validate() throws {
+            try requireBootstrap(bootstrap)
             if let since, RFC3339.parse(since) == nil { throw ValidationError("--since must be an RFC 3339 time such as 2026-11-01T00:00:00Z") }
             if let reason, DeadLetterReason(rawValue: reason) == nil {
                 throw ValidationError("--reason must be one of \(DeadLetterReason.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -206,10 +207,10 @@ struct DLQCommand: AsyncParsableCommand {
                     case .success: replayed += 1
                     case .failure(let error):
                         failed += 1
-                        FileHandle.standardError.write(Data("not replayed: \(message.headers[string: "ce_id"] ?? "?") → \(message.topic): \(error)\n".utf8))
+                        Console.err("not replayed: \(message.headers[string: "ce_id"] ?? "?") → \(message.topic): \(error)\n")
                     }
                 }
-                if messages.count > 100 { FileHandle.standardError.write(Data("replayed \(replayed + failed)/\(messages.count)\n".utf8)) }
+                if messages.count > 100 { Console.err("replayed \(replayed + failed)/\(messages.count)\n") }
             }
             await producer.shutdown()
             print("Replayed \(replayed) dead letter(s)" + (failed > 0 ? "; \(failed) failed" : "") + ".")
@@ -225,5 +226,5 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     }
     var out = line(header) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
     for r in rows { out += line(r) + "\n" }
-    FileHandle.standardOutput.write(Data(out.utf8))
+    Console.out(out)
 }

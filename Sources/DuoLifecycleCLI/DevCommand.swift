@@ -239,7 +239,7 @@ struct WaitForSignal: Service {
 }
 
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    Console.out((line + "\n"))
 }
 
 /// The webhooks `dev` sends: a Standard Webhook from an HRIS and a BambooHR webhook with two

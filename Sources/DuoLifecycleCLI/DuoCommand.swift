@@ -133,7 +133,7 @@ enum DuoPrinter {
     }()
 
     static func line<T: Encodable>(_ value: T) throws {
-        FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+        Console.out(String(decoding: try encoder.encode(value), as: UTF8.self) + "\n")
     }
 
     static func table(_ header: [String], _ rows: [[String]]) { printTable(header, rows) }

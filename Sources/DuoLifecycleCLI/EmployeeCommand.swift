@@ -36,7 +36,7 @@ struct EmployeeCommand: AsyncParsableCommand {
             let commands = try await store.allCommands().filter { $0.command.employeeID == id }
             await store.close()
             guard state != nil || !commands.isEmpty else {
-                FileHandle.standardError.write(Data("No employee \(id) in the store.\n".utf8))
+                Console.err("No employee \(id) in the store.\n")
                 throw ExitCode.failure
             }
             var duo = settings.duo

@@ -50,7 +50,7 @@ struct IngressCommand: AsyncParsableCommand {
         let scheme = ingress.tlsCertificateFile == nil ? "http" : "https"
         let host = ingress.host == "0.0.0.0" || ingress.host == "::" ? "127.0.0.1" : ingress.host
         let service = try server.service { port in
-            FileHandle.standardOutput.write(Data("\(scheme)://\(host):\(port)\n".utf8))
+            Console.out("\(scheme)://\(host):\(port)\n")
             logger.info("Ingress listening", metadata: ["url": "\(scheme)://\(host):\(port)", "sources": "\(ingress.sources.map(\.name))", "topic": "\(ingress.topic)"])
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -21,7 +21,7 @@ public struct JSONLogHandler: LogHandler {
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) { object[key] = Self.plain(value) }
         if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
-            FileHandle.standardError.write(data + Data("\n".utf8))
+            Console.err(String(decoding: data, as: UTF8.self) + "\n")
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LifecycleTools
 import Kafka
+import Lifecycle
 import LifecycleWorker
 import Logging
 
@@ -16,7 +17,7 @@ struct PublishCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "Kafka bootstrap servers.") var bootstrap: String
+    @Option(help: "Kafka bootstrap servers (default: DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS).") var bootstrap: String = defaultBootstrap
     @Option(help: "Topic to publish to.") var topic: String = "hr.employee.lifecycle.v1"
     @Option(help: "A JSON Lines file of events.") var file: String?
     @Option(help: "Event type: hired, updated, role_changed, terminated, rehired (or the full hr.employee.* name).") var type: String?
@@ -32,6 +33,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "The CloudEvents id (default: a new UUID).") var id: String?
 
     func validate() throws {
+        try requireBootstrap(bootstrap)
         guard (file == nil) != (type == nil) else { throw ValidationError("Give either --file or --type with --employee-id") }
         if type != nil, employeeID == nil { throw ValidationError("--type needs --employee-id") }
     }
@@ -58,6 +60,15 @@ struct PublishCommand: AsyncParsableCommand {
             let fullType = type.contains(".") ? type : "hr.employee.\(type)"
             messages.append(try LifecycleEventMessage.make(topic: topic, type: fullType, data: data, id: id ?? UUID().uuidString.lowercased()))
         }
+        // The worker's own decoder: an event it would dead-letter is refused here (exit 2).
+        let decoder = LifecycleEventDecoder()
+        for (n, message) in messages.enumerated() {
+            let record = LifecycleRecord(key: message.key, value: message.value, headers: message.headers.map { MessageHeader(name: $0.key, value: $0.value) })
+            if case .failure(let rejection) = decoder.decode(record) {
+                let which = file.map { "\($0): event \(n + 1): " } ?? ""
+                throw ValidationError("\(which)\(rejection.path): \(rejection.message) — not published")
+            }
+        }
         var quiet = Logger(label: "publish")
         quiet.logLevel = .error
         var config = KafkaProducerConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
@@ -73,7 +84,7 @@ struct PublishCommand: AsyncParsableCommand {
             let key = message.key.map { String(decoding: $0, as: UTF8.self) } ?? ""
             switch result {
             case .success(let r): print("published \(type) \(key) id=\(id) → \(r.topic)[\(r.partition)]@\(r.offset)")
-            case .failure(let e): failures += 1; FileHandle.standardError.write(Data("failed \(type) \(key) id=\(id): \(e)\n".utf8))
+            case .failure(let e): failures += 1; Console.err("failed \(type) \(key) id=\(id): \(e)\n")
             }
         }
         if failures > 0 { throw ExitCode.failure }

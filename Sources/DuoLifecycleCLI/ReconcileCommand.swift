@@ -67,9 +67,9 @@ struct ReconcileCommand: AsyncParsableCommand {
                 guard interactive else { return }
                 let seconds = max(p.elapsed / .seconds(1), 0.001)
                 let pages = (p.users + pageLimit - 1) / pageLimit
-                FileHandle.standardError.write(Data("\r  read \(p.users) Duo users in \(pages) page(s), \(Int(Double(p.users) / seconds)) users/s, \(String(format: "%.1f", Double(pages) / seconds)) pages/s   ".utf8))
+                Console.err("\r  read \(p.users) Duo users in \(pages) page(s), \(Int(Double(p.users) / seconds)) users/s, \(String(format: "%.1f", Double(pages) / seconds)) pages/s   ")
             }
-            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            if interactive { Console.err("\n") }
         } catch {
             await store.close()
             try? await client.shutdown()
@@ -98,10 +98,10 @@ struct ReconcileCommand: AsyncParsableCommand {
         if let output {
             do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch { throw ReconcileFailure("Cannot write \(output): \(error)") }
         } else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+            Console.out(text)
         }
         let note = fix ? "\(published.fixes.count) fix event(s) published to \(settings.pipeline.lifecycleTopics[0])" : "dry run: nothing fixed"
-        FileHandle.standardError.write(Data("reconcile: \(report.usersRead) Duo users, \(report.employees) employees, \(report.findings.count) finding(s); \(note)\n".utf8))
+        Console.err("reconcile: \(report.usersRead) Duo users, \(report.employees) employees, \(report.findings.count) finding(s); \(note)\n")
         if let failure { throw failure }
     }
 

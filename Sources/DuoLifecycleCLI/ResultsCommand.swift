@@ -10,9 +10,12 @@ struct ResultsCommand: AsyncParsableCommand {
 
     struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Follow the result topic in human-readable form until Ctrl-C.")
-        @Option(help: "Kafka bootstrap servers.") var bootstrap: String
+        @Option(help: "Kafka bootstrap servers (default: DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS).") var bootstrap: String = defaultBootstrap
         @Option(help: "The result topic.") var topic: String = "duo.provisioning.results.v1"
         @Flag(help: "Start from the oldest result instead of new ones only.") var fromBeginning = false
+        @Flag(help: "Print each result event as one JSON line (its data, with ce_id and ce_time) instead of a summary line.") var json = false
+
+        func validate() throws { try requireBootstrap(bootstrap) }
 
         func run() async throws {
             var quiet = Logger(label: "results")
@@ -23,18 +26,29 @@ struct ResultsCommand: AsyncParsableCommand {
             config.autoOffsetReset = fromBeginning ? .earliest : .latest
             config.client.additionalProperties["enable.auto.commit"] = "false"
             let consumer = try KafkaConsumer(configuration: config, logger: quiet)
-            let tail = TailService(consumer: consumer)
+            let tail = TailService(consumer: consumer, json: json)
             try await ServiceGroup(services: [tail], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet).run()
         }
     }
 
     struct TailService: Service {
         let consumer: KafkaConsumer
+        var json = false
         func run() async throws {
             for await message in consumer.messages.cancelOnGracefulShutdown() {
-                print(Self.describe(message))
+                print(json ? Self.jsonLine(message) : Self.describe(message))
             }
             await consumer.close()
+        }
+
+        /// The event's data as one JSON object, with its CloudEvents id and time added.
+        static func jsonLine(_ m: KafkaConsumerMessage) -> String {
+            var object = m.value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any]
+                ?? ["error": "not a result event", "partition": Int(m.partition), "offset": m.offset]
+            if let id = m.headers[string: "ce_id"] { object["ce_id"] = id }
+            if let time = m.headers[string: "ce_time"] { object["ce_time"] = time }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
         }
 
         static func describe(_ m: KafkaConsumerMessage) -> String {

@@ -57,8 +57,9 @@ final class CLIProcess: Sendable {
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Runs a command to completion.
-    static func run(_ arguments: [String], directory: String, timeout: Duration = .seconds(120)) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = try CLIProcess(arguments, directory: directory)
+    static func run(_ arguments: [String], directory: String, environment: [String: String] = [:],
+                    timeout: Duration = .seconds(120)) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = try CLIProcess(arguments, directory: directory, environment: environment)
         guard let status = await p.wait(timeout: timeout) else {
             p.signal(SIGKILL)
             throw ProcessTimeout(what: arguments.joined(separator: " "))
