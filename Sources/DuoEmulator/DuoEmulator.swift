@@ -84,6 +84,8 @@ public final class DuoEmulator: Service, Sendable {
     public func buildRouter() -> Router<EmulatorRequestContext> {
         let router = Router(context: EmulatorRequestContext.self)
         router.add(middleware: DuoEnvelopeMiddleware())
+        // Liveness for container health checks; not part of Duo's API.
+        router.get("healthz") { _, _ in DuoEnvelope.json(["status": "ok"]) }
         if configuration.controlEnabled { addControlRoutes(to: router.group("__emulator")) }
         let admin = router.group("admin")
             .add(middleware: RequestCountingMiddleware(emulator: self))

@@ -13,7 +13,7 @@ struct DuoLifecycleCommand: AsyncParsableCommand {
         Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
         """,
         version: duoLifecycleVersion,
-        subcommands: [DevCommand.self, RunCommand.self, IngressCommand.self, ReconcileCommand.self, HoldsCommand.self, EmployeeCommand.self, PublishCommand.self, DLQCommand.self, ResultsCommand.self,
+        subcommands: [DevCommand.self, RunCommand.self, IngressCommand.self, ReconcileCommand.self, HoldsCommand.self, EmployeeCommand.self, HealthCommand.self, PublishCommand.self, DLQCommand.self, ResultsCommand.self,
                       DuoCommand.self, EmulatorCommand.self, KafkaClusterCommand.self]
     )
 

@@ -44,6 +44,21 @@ struct WorkerConfigurationTests {
         #expect(s.pipeline.termination.deleteAfter == .seconds(30 * 86400))
     }
 
+    @Test("The image's default configuration loads with the compose file's environment, and serves no ingress without its secrets")
+    func containerConfiguration() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("deploy/config.container.yaml").path
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("skey-\(UUID().uuidString)").path
+        try "compose-secret\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let s = try WorkerConfiguration.load(path: path, environment: [
+            "DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "DUO_LIFECYCLE_DUO_API_URL": "http://emulator:8081",
+            "DUO_LIFECYCLE_DUO_IKEY": "DICOMPOSEDEMO0000001", "DUO_LIFECYCLE_DUO_SKEY_FILE": secret,
+            "DUO_LIFECYCLE_STORE_PATH": "/var/lib/duo-lifecycle/state.sqlite",
+        ])
+        #expect(s.kafka.bootstrapServers == ["kafka:9092"] && s.ingress == nil && s.storePath == "/var/lib/duo-lifecycle/state.sqlite")
+    }
+
     @Test("Defaults are sane and the minimal file is enough")
     func defaults() throws {
         let s = try WorkerConfiguration.parse(yaml: Self.minimal)
