@@ -86,6 +86,17 @@ for path in examples:
         problems.append(f"examples/{path.name}: expected {expected}, validator says " + ("; ".join(errors) or "valid"))
     counts[expected] += 1
 
+# Output examples: result event data and dead-letter headers, each against its schema.
+for folder, schema_name in [("results", "duo.provisioning.result.schema.json"), ("dead-letters", "dead-letter-headers.schema.json")]:
+    validator = Draft202012Validator(schemas[schema_name], registry=registry, format_checker=FormatChecker())
+    found = sorted((HERE / "examples" / folder).glob("*.json"))
+    if not found:
+        problems.append(f"examples/{folder}: no example")
+    for path in found:
+        for error in validator.iter_errors(json.loads(path.read_text())):
+            problems.append(f"examples/{folder}/{path.name}: {error.message}")
+        counts["valid"] += 1
+
 types = ["hired", "updated", "role_changed", "terminated", "rehired"]
 for t in types:
     for kind in counts:

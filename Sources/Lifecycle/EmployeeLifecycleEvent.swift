@@ -97,11 +97,15 @@ public struct LifecycleRecord: Sendable {
     public var value: [UInt8]?
     /// Header names and values, in order.
     public var headers: [MessageHeader]
+    /// The Kafka record's timestamp: an event's time when the CloudEvent has no `time` (it is
+    /// optional in CloudEvents 1.0, and some SDKs leave it out).
+    public var timestamp: Date?
 
-    public init(key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader]) {
+    public init(key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader], timestamp: Date? = nil) {
         self.key = key
         self.value = value
         self.headers = headers
+        self.timestamp = timestamp
     }
 
     func header(_ name: String) -> String? {

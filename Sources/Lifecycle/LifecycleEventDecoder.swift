@@ -90,9 +90,16 @@ public struct LifecycleEventDecoder: Sendable {
         let id = try attribute(attributes, "id", prefix)
         let source = try attribute(attributes, "source", prefix)
         let typeName = try attribute(attributes, "type", prefix)
-        let timeString = try attribute(attributes, "time", prefix, max: 64)
-        guard let time = RFC3339.parse(timeString) else {
-            throw EventRejection(path: prefix + "time", rule: "format date-time", message: "time must be an RFC 3339 timestamp, got '\(timeString)'")
+        // `time` is optional in CloudEvents 1.0: without it the Kafka record's timestamp orders the event.
+        let time: Date
+        if attributes["time"] != nil || record.timestamp == nil {
+            let timeString = try attribute(attributes, "time", prefix, max: 64)
+            guard let parsed = RFC3339.parse(timeString) else {
+                throw EventRejection(path: prefix + "time", rule: "format date-time", message: "time must be an RFC 3339 timestamp, got '\(timeString)'")
+            }
+            time = parsed
+        } else {
+            time = record.timestamp!
         }
         var subject: String?
         if attributes["subject"] != nil { subject = try attribute(attributes, "subject", prefix) }

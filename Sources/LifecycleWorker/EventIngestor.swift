@@ -49,7 +49,8 @@ public struct EventIngestor: Sendable {
                                   receivedAt: now)
         // A replay from the dead-letter topic is processed again even though the inbox has it.
         let isReplay = message.headers.contains { $0.key == "dlq-replayed-at" }
-        let record = LifecycleRecord(key: message.key, value: message.value, headers: headers)
+        let record = LifecycleRecord(key: message.key, value: message.value, headers: headers,
+                                     timestamp: message.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
         switch decoder.decode(record) {
         case .failure(let rejection):
             // An event without a readable id is known by where it sits in Kafka.

@@ -30,7 +30,9 @@ struct ContractExamplesTests {
         // Keyed as the contract says: by the employee id (when the example has a readable one).
         let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any]
         let key = ((object?["data"] as? [String: Any])?["employee_id"] as? String).map { Array($0.utf8) }
-        let record = LifecycleRecord(key: key, value: Array(bytes), headers: [MessageHeader(name: "content-type", value: Array("application/cloudevents+json".utf8))])
+        // As the worker reads it: a Kafka record, which always has a timestamp.
+        let record = LifecycleRecord(key: key, value: Array(bytes), headers: [MessageHeader(name: "content-type", value: Array("application/cloudevents+json".utf8))],
+                                     timestamp: Date(timeIntervalSince1970: 1_790_000_000))
         let result = LifecycleEventDecoder().decode(record)
         if name.hasPrefix("valid-") {
             #expect((try? result.get()) != nil, "\(name): \(result)")

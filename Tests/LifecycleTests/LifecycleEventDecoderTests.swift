@@ -125,3 +125,19 @@ struct LifecycleEventDecoderTests {
         #expect(r.eventID == "evt-1" && r.eventSource == "urn:test" && r.eventType == "hr.employee.promoted" && r.employeeID == "E1")
     }
 }
+
+@Suite("CloudEvents time")
+struct CloudEventsTimeTests {
+    @Test("An event without time (optional in CloudEvents 1.0) takes the Kafka record's timestamp; without either it is refused naming time")
+    func timeIsOptional() throws {
+        let headers = [("ce_specversion", "1.0"), ("ce_id", "no-time-1"), ("ce_source", "urn:sdk"), ("ce_type", "hr.employee.terminated"),
+                       ("content-type", "application/json")].map { MessageHeader(name: $0.0, value: Array($0.1.utf8)) }
+        let stamp = Date(timeIntervalSince1970: 1_790_000_000)
+        let record = LifecycleRecord(key: Array("E1".utf8), value: Array(#"{"employee_id":"E1"}"#.utf8), headers: headers, timestamp: stamp)
+        let event = try LifecycleEventDecoder().decode(record).get()
+        #expect(event.time == stamp && event.ordering.time == stamp)
+        let untimed = LifecycleRecord(key: Array("E1".utf8), value: Array(#"{"employee_id":"E1"}"#.utf8), headers: headers)
+        guard case .failure(let rejection) = LifecycleEventDecoder().decode(untimed) else { Issue.record("accepted without any time"); return }
+        #expect(rejection.path == "ce_time" && rejection.rule == "required")
+    }
+}
