@@ -13,6 +13,8 @@ public struct AuditEmployee: Sendable, Hashable {
     public var roles: [String]?
     /// Usernames they had before (a rename), so their user is still recognised.
     public var otherUsernames: [String]
+    /// A change for them is waiting or being applied: Duo may not match yet, and that is no finding.
+    public var inFlight = false
 
     public init(employeeID: String, terminated: Bool, username: String?, email: String?, profile: EmployeeProfile = EmployeeProfile(),
                 groups: Set<String>?, roles: [String]? = nil, otherUsernames: [String] = []) {
@@ -182,6 +184,7 @@ public struct DirectoryAudit: Sendable {
             return
         }
         matched.insert(employeeID)
+        if employee.inFlight { return }
         func finding(_ kind: AuditFinding.Kind, _ severity: AuditFinding.Severity, _ detail: String, _ fix: AuditFinding.Fix) {
             findings.append(.init(kind: kind, severity: severity, employeeID: employeeID, duoUserID: user.userID, username: user.username, detail: detail, fix: fix))
         }
@@ -215,7 +218,7 @@ public struct DirectoryAudit: Sendable {
 
     /// Ends the audit: active employees no Duo user belongs to are missing accounts.
     public mutating func finish() -> [AuditFinding] {
-        for (id, employee) in employees.sorted(by: { $0.key < $1.key }) where !employee.terminated && !matched.contains(id) {
+        for (id, employee) in employees.sorted(by: { $0.key < $1.key }) where !employee.terminated && !employee.inFlight && !matched.contains(id) {
             findings.append(.init(kind: .missingAccount, severity: .medium, employeeID: id, duoUserID: nil, username: employee.username,
                                   detail: "Active in HR, no Duo user", fix: .reapply))
         }

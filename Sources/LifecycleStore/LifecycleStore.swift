@@ -258,7 +258,7 @@ public struct StoredCommand: Sendable, Hashable {
 }
 
 /// What the outbox holds.
-public enum OutboxKind: String, Sendable, Codable { case result, deadLetter = "dead_letter" }
+public enum OutboxKind: String, Sendable, Codable, CaseIterable { case result, deadLetter = "dead_letter" }
 
 /// A message to publish.
 public struct NewOutboxMessage: Sendable {

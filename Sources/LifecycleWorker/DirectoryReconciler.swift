@@ -128,8 +128,10 @@ public struct DirectoryReconciler: Sendable {
         let started = ContinuousClock.now
         let states = try await store.allEmployeeStates()
         let links = try await store.allDuoLinks()
+        // Employees with a change waiting or under way are not compared: Duo may simply not have it yet.
+        let busy = Set(try await store.allCommands().filter { [.pending, .retry, .running, .held].contains($0.state) }.map(\.command.employeeID))
         let mapping = configuration.pipeline.mapping
-        let employees: [AuditEmployee]
+        var employees: [AuditEmployee]
         if let roster {
             let known = Dictionary(states.map { ($0.employeeID, $0) }) { _, last in last }
             employees = roster.map { r in
@@ -145,6 +147,7 @@ public struct DirectoryReconciler: Sendable {
                               profile: s.desired.profile, groups: s.desired.groups, otherUsernames: s.knownUsernames ?? [])
             }
         }
+        for i in employees.indices where busy.contains(employees[i].employeeID) { employees[i].inFlight = true }
         var audit = DirectoryAudit(employees: employees, links: links.map { ($0.duoUserID, $0.employeeID) }, policy: policy, now: now)
         for try await user in client.users() {
             audit.observe(AuditDuoUser(userID: user.userID, username: user.username, status: user.status.rawValue, email: user.email,
@@ -181,13 +184,22 @@ public struct DirectoryReconciler: Sendable {
             }
         }
         var messages: [KafkaProducerMessage] = []
+        /// A fix carries the employee's last accepted ordering (equal is not older, so it applies)
+        /// and never advances it: an HR event that comes later, with its own older clock, is never
+        /// made stale by a fix. Without a known ordering it is as old as can be, for the same reason.
+        func ordering(_ employee: String, _ data: inout [String: Any]) -> Date {
+            guard let last = states[employee]?.lastAccepted else { return Date(timeIntervalSince1970: 0) }
+            if let sequence = last.sequence { data["sequence"] = sequence }
+            return last.time
+        }
         for (employee, fix) in byEmployee.sorted(by: { $0.key < $1.key }) {
             let id = "reconcile-\(report.runID)-\(employee)"
             if fix == .terminate {
                 // With the active account's username, so a leaver the worker never saw is found too.
                 var data: [String: Any] = ["employee_id": employee]
                 if states[employee]?.desired.username == nil, let username = leaverUsernames[employee] { data["username"] = username }
-                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.terminated", data: data, id: id, source: source))
+                let time = ordering(employee, &data)
+                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.terminated", data: data, id: id, source: source, time: time))
                 continue
             }
             if let r = rosterByID[employee] {
@@ -199,7 +211,8 @@ public struct DirectoryReconciler: Sendable {
                 if let v = r.lastName { data["last_name"] = v }
                 // A hire needs an email; a roster line without one is reported, not fixed.
                 guard data["email"] != nil else { continue }
-                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.hired", data: data, id: id, source: source))
+                let time = ordering(employee, &data)
+                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.hired", data: data, id: id, source: source, time: time))
             } else {
                 // A store employee: an update carrying what is already desired, so the worker
                 // applies the employee's whole desired state again.
@@ -207,7 +220,8 @@ public struct DirectoryReconciler: Sendable {
                 var data: [String: Any] = ["employee_id": employee]
                 if let v = state?.desired.email { data["email"] = v } else if let v = state?.desired.username { data["username"] = v }
                 guard data.count > 1 else { continue }
-                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.updated", data: data, id: id, source: source))
+                let time = ordering(employee, &data)
+                messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.updated", data: data, id: id, source: source, time: time))
             }
         }
         for username in orphans.sorted() {
@@ -215,7 +229,8 @@ public struct DirectoryReconciler: Sendable {
             // username, makes the worker find it, link it and disable it.
             messages.append(try LifecycleEventMessage.make(topic: topic, type: "hr.employee.terminated",
                                                            data: ["employee_id": "duo-orphan:\(username)", "username": username],
-                                                           id: "reconcile-\(report.runID)-orphan-\(username)", source: source))
+                                                           id: "reconcile-\(report.runID)-orphan-\(username)", source: source,
+                                                           time: Date(timeIntervalSince1970: 0)))
         }
         return messages
     }

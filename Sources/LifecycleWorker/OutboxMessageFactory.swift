@@ -4,7 +4,7 @@ import Lifecycle
 import LifecycleStore
 
 /// The outcome a result event reports.
-public enum ProvisioningOutcome: String, Sendable, Codable {
+public enum ProvisioningOutcome: String, Sendable, Codable, CaseIterable {
     case applied, noChange = "no_change", superseded, stale, scheduled, deadLettered = "dead_lettered"
     /// Held back by the mass-deprovision guard; a later result says how it ended.
     case held

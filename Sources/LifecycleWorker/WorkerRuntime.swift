@@ -94,6 +94,7 @@ public final class WorkerRuntime: Sendable {
     /// timeout, and shuts the Duo client down.
     public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in },
                     onIngressRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        Self.registerSeries()
         let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in await readiness() }
         var services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
         if let every = configuration.reconcile.every {
@@ -127,6 +128,23 @@ public final class WorkerRuntime: Sendable {
         logger.info("Worker stopped")
     }
 
+    /// Every counter and gauge series the worker can report, at 0 from the start: a rate or an
+    /// alert over a series that appears only on first use sees nothing until then.
+    static func registerSeries() {
+        for name in ["duo_lifecycle_events_in_total", "duo_lifecycle_retries_total", "duo_lifecycle_fenced_total",
+                     "duo_lifecycle_leases_lost_total", "duo_lifecycle_guard_held_total", "duo_lifecycle_outbox_published_total"] {
+            Counter(label: name).increment(by: 0)
+        }
+        for stage in ["ingest", "dispatch"] { Counter(label: "duo_lifecycle_dead_letters_total", dimensions: [("stage", stage)]).increment(by: 0) }
+        for outcome in ProvisioningOutcome.allCases {
+            Counter(label: "duo_lifecycle_commands_total", dimensions: [("outcome", outcome.rawValue)]).increment(by: 0)
+        }
+        for kind in OutboxKind.allCases { Counter(label: "duo_lifecycle_outbox_parked_total", dimensions: [("kind", kind.rawValue)]).increment(by: 0) }
+        for state in [CommandState.pending, .running, .retry, .held] {
+            Gauge(label: "duo_lifecycle_commands_queued", dimensions: [("state", state.rawValue)]).record(0)
+        }
+    }
+
     /// Starts a graceful shutdown, as SIGTERM would.
     public func triggerShutdown() async {
         let running = group.withLock { $0.stopRequested = true; return $0.running }
@@ -156,8 +174,8 @@ struct StoreMaintenance: Service {
             if let s = try? await store.statistics(now: Date()) {
                 Gauge(label: "duo_lifecycle_outbox_backlog").record(s.outboxBacklog)
                 Gauge(label: "duo_lifecycle_outbox_oldest_age_seconds").record(s.outboxOldestAge)
-                for state in [CommandState.pending, .running, .retry] {
-                    Gauge(label: "duo_lifecycle_commands", dimensions: [("state", state.rawValue)]).record(s.commandsByState[state] ?? 0)
+                for state in [CommandState.pending, .running, .retry, .held] {
+                    Gauge(label: "duo_lifecycle_commands_queued", dimensions: [("state", state.rawValue)]).record(s.commandsByState[state] ?? 0)
                 }
             }
             try? await Task.sleep(for: .seconds(2))

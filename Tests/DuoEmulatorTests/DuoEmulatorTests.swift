@@ -267,9 +267,12 @@ struct DuoEmulatorSemanticsTests {
 
 @Suite("Duo emulator: rate limit", .timeLimit(.minutes(1)))
 struct DuoEmulatorRateLimitTests {
-    @Test("At 50 requests/s, bursts of 200 concurrent requests get 429/42901 and the accepted rate never exceeds 50/s")
+    @Test("Over its limit (5 requests/s) the emulator answers 429/42901 without Retry-After, as Duo does, and no second admits more than the limit")
     func rateLimit() async throws {
-        let (emulator, duo) = try await startEmulator { $0.faults.rateLimit = 50 }
+        // A low limit, so that even a loaded two-core machine offers more than it: the CI once saw
+        // 200 client tasks offer under 50 requests a second. `slidingWindowIsExact` checks the
+        // limiter's arithmetic exactly; this checks the HTTP side.
+        let (emulator, duo) = try await startEmulator { $0.faults.rateLimit = 5 }
         final class Tally: Sendable {
             let counts = Mutex<[String: Int]>([:])
             func add(_ key: String) { counts.withLock { $0[key, default: 0] += 1 } }
@@ -277,15 +280,13 @@ struct DuoEmulatorRateLimitTests {
         }
         let tally = Tally()
         let start = ContinuousClock.now
-        // A sliding one-second window admits up to 50 at each of the window's T + 1 boundaries, so
-        // T seconds can show up to 50·(T+1) accepted: over 10 s that is at most 55/s, within ±5.
-        let duration: Duration = .seconds(10)
+        let duration: Duration = .seconds(3)
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<200 {
+            for _ in 0..<40 {
                 group.addTask {
                     while ContinuousClock.now - start < duration {
                         guard let reply = try? await duo.send(.GET, "/admin/v1/groups") else { continue }
-                        if reply.status == 200 { tally.add(ContinuousClock.now - start <= duration ? "accepted" : "late") }
+                        if reply.status == 200 { tally.add("accepted") }
                         else if reply.status == 429 {
                             tally.add("throttled")
                             if reply.headers.contains(name: "Retry-After") { tally.add("retryAfter") }
@@ -295,16 +296,14 @@ struct DuoEmulatorRateLimitTests {
                 }
             }
         }
-        // The rate over the measured window: requests accepted within it, over its length. Every
-        // one-second window admits at most 50, so 10 s (11 windows cover it) admit at most 550.
-        // No lower bound here: on a loaded two-core machine 200 client tasks may not even offer
-        // 50 requests a second; `slidingWindowIsExact` checks the limiter admits up to its limit.
-        let rate = Double(tally["accepted"]) / (duration / .seconds(1))
+        // Every one-second window admits at most 5; a run of E seconds (until the last reply) is
+        // covered by ceil(E) + 1 such windows, so at most 5 for each, however requests were spread.
+        let elapsed = (ContinuousClock.now - start) / .seconds(1)
+        let bound = 5 * (Int(elapsed.rounded(.up)) + 1)
         #expect(tally["throttled"] > 0)
         #expect(tally["retryAfter"] == 0, "Duo sends no Retry-After")
         #expect(tally["wrongCode"] == 0)
-        #expect(tally["accepted"] > 0)
-        #expect(rate <= 55, "accepted \(rate)/s")
+        #expect(tally["accepted"] > 0 && tally["accepted"] <= bound, "accepted \(tally["accepted"]) in \(elapsed) s")
         await emulator.stop()
     }
 }

@@ -126,10 +126,13 @@ struct WebhookIngressTests {
         await h.shutdown()
     }
 
-    @Test("Retries: 5,000 webhooks at concurrency 32, 10% sent again with the same id, give exactly 5,000 distinct events on Kafka, every request 202")
+    /// The 5,000-webhook run of the acceptance is the `webhooks` benchmark (release build, which
+    /// also fails unless exactly 5,000 distinct events reach Kafka); this debug-build test runs a
+    /// fifth of it so the whole suite stays light enough for its timing-sensitive neighbours.
+    @Test("Retries: 1,000 webhooks at concurrency 32, 10% sent again with the same id, give exactly 1,000 distinct events on Kafka, every request 202")
     func loadWithRetries() async throws {
         let h = try await IngressHarness()
-        let total = 5_000
+        let total = 1_000
         var requests: [(id: String, headers: [(String, String)], body: [UInt8])] = []
         for i in 0..<total {
             let id = "load-\(i)"

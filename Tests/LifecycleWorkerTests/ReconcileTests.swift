@@ -194,4 +194,33 @@ struct ReconcileTests {
         try "employee_id,status,roles\nE4,active,\"sales;support\"\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try RosterEntry.load(path: path) == [RosterEntry(employeeID: "E4", terminated: false, roles: ["sales", "support"])])
     }
+
+    @Test("A fix never makes a later HR event stale: after a drift fix, the employee's next HR termination (older clock, next sequence) is applied")
+    func fixNeverShadowsLaterHREvents() async throws {
+        let h = try await WorkerHarness()
+        try h.startWorker()
+        // HR's events carry sequence numbers and HR's own clock (ce_time 2026-11-02).
+        try await h.publish([WorkerHarness.event("hired", "F1", seq: 1, roles: ["sales"])])
+        try await h.waitUntil("F1 hired") { h.emulator.directory.user(username: "f1")?.groups.isEmpty == false }
+        // A Duo admin removes F1 from Sales; an audit's fix puts it back through the bus.
+        let admin = DuoAdminClient(configuration: h.workerConfiguration.duo, logger: h.logger)
+        let user = try #require(h.emulator.directory.user(username: "f1"))
+        for group in user.groups { try await admin.removeUser(user.userID, fromGroup: group.groupID) }
+        try await admin.shutdown()
+        let reader = DuoAdminClient(configuration: h.workerConfiguration.duo, logger: h.logger)
+        let reconciler = DirectoryReconciler(configuration: h.workerConfiguration, store: try SQLiteLifecycleStore(path: h.storePath),
+                                             client: reader, logger: h.logger)
+        let report = try await reconciler.audit(roster: nil)
+        #expect(report.findings.map(\.kind) == [.groupDrift])
+        try await h.publishRaw(try await reconciler.fixes(for: report, roster: nil))
+        _ = try await h.results(count: 2)
+        try await h.waitUntil("Sales restored") { h.emulator.directory.user(username: "f1")?.groups.map(\.name) == ["Sales"] }
+        // HR terminates F1: the next sequence, HR's clock. It must apply, not be stale.
+        try await h.publish([WorkerHarness.event("terminated", "F1", seq: 2)])
+        let results = try await h.results(count: 3)
+        #expect(results.first { $0.eventID == "F1-terminated-2" }?.outcome == "applied", "\(results.map { "\($0.eventID ?? "?"): \($0.outcome)" })")
+        #expect(h.emulator.directory.user(username: "f1")?.status == .disabled)
+        try await reader.shutdown()
+        await h.shutdown()
+    }
 }

@@ -114,6 +114,15 @@ struct WorkerProcessTests {
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready)
+        // Before any event: every counter series is there at 0 (rates and alerts see it before first
+        // use), and the queue gauge does not share a name with the commands counter (OpenMetrics).
+        let atStart = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
+        for series in ["duo_lifecycle_retries_total 0", #"duo_lifecycle_dead_letters_total{stage="ingest"} 0"#,
+                       #"duo_lifecycle_commands_total{outcome="held"} 0"#, #"duo_lifecycle_commands_total{outcome="dead_lettered"} 0"#,
+                       #"duo_lifecycle_commands_queued{state="held"} 0"#] {
+            #expect(atStart.split(separator: "\n").contains { $0.hasPrefix(series) }, "\(series) at start")
+        }
+        #expect(!atStart.split(separator: "\n").contains { $0.hasPrefix("duo_lifecycle_commands{") })
 
         let batch1 = (0..<50).map { WorkerEnvironment.hire("W\($0)", id: "w-\($0)") }
         let published = try await CLIProcess.run(["publish", "--bootstrap", env.cluster.bootstrapServers, "--file", try env.writeEvents(batch1, name: "b1.jsonl")],
