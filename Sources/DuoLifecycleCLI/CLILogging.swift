@@ -2,6 +2,8 @@
 // and kafka-cluster, their options, output, logging and exit codes.
 import Foundation
 import ArgumentParser
+import LifecycleStore
+import LifecycleWorker
 import Logging
 
 /// Logging options shared by every long-running command. Logs go to standard error, so standard
@@ -62,4 +64,21 @@ func requireBootstrap(_ bootstrap: String) throws {
     guard !bootstrap.trimmingCharacters(in: .whitespaces).isEmpty else {
         throw ValidationError("Missing --bootstrap (or set DUO_LIFECYCLE_KAFKA_BOOTSTRAP_SERVERS)")
     }
+}
+
+/// The worker's configuration file, for an operator command: a problem in it is a usage error
+/// (exit 2) that names the key.
+func loadWorkerConfiguration(_ path: String) throws -> WorkerConfiguration {
+    do { return try WorkerConfiguration.load(path: path) } catch let problem as WorkerConfiguration.Problem {
+        throw ValidationError("Configuration error: \(problem.description)")
+    }
+}
+
+/// The worker's configuration and its store (SQLite or PostgreSQL), for an operator command;
+/// the store logs only errors.
+func openWorkerStore(_ path: String, label: String) async throws -> (WorkerConfiguration, any LifecycleStore) {
+    let settings = try loadWorkerConfiguration(path)
+    var logger = Logger(label: label)
+    logger.logLevel = .error
+    return (settings, try await WorkerRuntime.openStore(settings, logger: logger))
 }

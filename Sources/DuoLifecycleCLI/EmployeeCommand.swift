@@ -23,13 +23,9 @@ struct EmployeeCommand: AsyncParsableCommand {
         @Argument(help: "The employee id.") var employeeID: String
 
         func run() async throws {
-            let settings: WorkerConfiguration
-            do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
-                throw ValidationError("Configuration error: \(problem.description)")
-            }
+            let (settings, store) = try await openWorkerStore(config, label: "duo-lifecycle.employee")
             var logger = Logger(label: "duo-lifecycle.employee")
             logger.logLevel = .error
-            let store = try await WorkerRuntime.openStore(settings, logger: logger)
             let id = employeeID
             let state = try await store.write { tx in try await tx.employeeState(id) }
             let links = try await store.allDuoLinks().filter { $0.employeeID == id }

@@ -22,13 +22,7 @@ struct HoldsCommand: AsyncParsableCommand {
         @Option(help: "The worker's YAML configuration file (its store).") var config: String
 
         func open() async throws -> (HeldCommands, any LifecycleStore) {
-            let settings: WorkerConfiguration
-            do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
-                throw ValidationError("Configuration error: \(problem.description)")
-            }
-            var logger = Logger(label: "duo-lifecycle.holds")
-            logger.logLevel = .error
-            let store = try await WorkerRuntime.openStore(settings, logger: logger)
+            let (settings, store) = try await openWorkerStore(config, label: "duo-lifecycle.holds")
             return (HeldCommands(store: store, configuration: settings.pipeline), store)
         }
     }

@@ -46,10 +46,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: WorkerConfiguration
-        do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
-            throw ValidationError("Configuration error: \(problem.description)")
-        }
+        let settings = try loadWorkerConfiguration(config)
         let entries: [RosterEntry]?
         do { entries = try roster.map(RosterEntry.load) } catch let error as RosterError { throw ValidationError(error.description) }
         var logger = Logger(label: "duo-lifecycle.reconcile")

@@ -27,10 +27,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Check the configuration and connectivity, then exit.") var check = false
 
     func run() async throws {
-        let settings: WorkerConfiguration
-        do { settings = try WorkerConfiguration.load(path: config) } catch let problem as WorkerConfiguration.Problem {
-            throw ValidationError("Configuration error: \(problem.description)")
-        }
+        let settings = try loadWorkerConfiguration(config)
         if check { return try await Self.check(settings) }
         let logger = Self.logger(settings: settings)
         let registry = PrometheusCollectorRegistry()
