@@ -243,7 +243,10 @@ struct WebhookIngressTests {
                              "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"]
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        // Waiting blocks: on a thread of its own, not one of the few every test's tasks share.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { openssl.waitUntilExit(); done.resume() }
+        }
         try #require(openssl.terminationStatus == 0, "openssl made the test certificate")
         let h = try await IngressHarness(tls: ("\(dir)/cert.pem", "\(dir)/key.pem"))
         var tls = TLSConfiguration.makeClientConfiguration()

@@ -19,16 +19,21 @@ struct CLIBehaviourTests {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        // Read the first line, then go away like `head -1`.
-        var first = Data()
-        while !first.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            first.append(chunk)
+        // Read the first line, then go away like `head -1`. The reads and the wait block, so they
+        // run on a thread of their own, never on the few threads every test's tasks share.
+        let (first, stderr) = await withCheckedContinuation { (done: CheckedContinuation<(Data, String), Never>) in
+            Thread.detachNewThread {
+                var first = Data()
+                while !first.contains(UInt8(ascii: "\n")) {
+                    let chunk = out.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    first.append(chunk)
+                }
+                try? out.fileHandleForReading.close()
+                process.waitUntilExit()
+                done.resume(returning: (first, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)))
+            }
         }
-        try out.fileHandleForReading.close()
-        process.waitUntilExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(String(decoding: first, as: UTF8.self).contains("\"username\":\"pipe"))
         #expect(process.terminationReason == .exit && process.terminationStatus == 0, "status \(process.terminationStatus): \(stderr.prefix(300))")
         #expect(!stderr.contains("Fatal error") && !stderr.contains("crashed"))
