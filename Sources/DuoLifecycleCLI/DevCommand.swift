@@ -268,8 +268,11 @@ struct DevWebhooks {
         mapping.roleValues = ["Engineering": "engineering", "Sales": "sales", "Support": "support"]
         bamboo.mapping = mapping
         c.sources = [hris, bamboo]
-        try? hrisSecret.write(toFile: hrisSecretFile, atomically: true, encoding: .utf8)
-        try? bambooKey.write(toFile: bambooKeyFile, atomically: true, encoding: .utf8)
+        // Made-up secrets for this run, readable by this user only.
+        for (secret, file) in [(hrisSecret, hrisSecretFile), (bambooKey, bambooKeyFile)] {
+            try? FileManager.default.removeItem(atPath: file)
+            FileManager.default.createFile(atPath: file, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600])
+        }
         return c
     }
 
