@@ -72,17 +72,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var groupID: String
     /// The topics to subscribe to.
     public var topics: [String]
-    /// Partition assignor. Default: ``defaultAssignmentStrategy``.
-    public var assignmentStrategy: String = Self.defaultAssignmentStrategy
-
-    /// `cooperative-sticky`, which moves only the partitions that must move, on librdkafka 2.3.0
-    /// or newer; `roundrobin` on older ones (Debian 12 ships 2.0.2), whose cooperative-sticky
-    /// assignor aborts the process (`rd_kafka_sticky_assignor_state_destroy: Assertion
-    /// 'assignor_state' failed`, librdkafka #4312, fixed in 2.3.0) when a consumer that has joined
-    /// its group is destroyed before its first assignment — a replica stopped during a rebalance.
-    public static var defaultAssignmentStrategy: String {
-        librdkafkaVersion >= 0x0203_0000 ? "cooperative-sticky" : "roundrobin"
-    }
+    /// Partition assignor. Default: `cooperative-sticky`, which moves only the partitions that must move.
+    public var assignmentStrategy: String = "cooperative-sticky"
 
     /// The linked librdkafka's version, as `rd_kafka_version()` returns it (0xMMmmrrxx).
     public static var librdkafkaVersion: Int { Int(rd_kafka_version()) }

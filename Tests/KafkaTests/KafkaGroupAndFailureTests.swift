@@ -111,20 +111,3 @@ struct KafkaGroupAndFailureTests {
     }
 }
 
-@Suite("Kafka consumer assignor")
-struct KafkaAssignorTests {
-    /// librdkafka before 2.3.0 aborts the process (#4312) when a cooperative-sticky consumer that
-    /// joined its group is destroyed before its first assignment: a replica stopped with SIGTERM
-    /// during a rebalance died with SIGABRT instead of exiting 0 (seen in the three-replica test).
-    @Test("The default assignor is cooperative-sticky only on a librdkafka that does not abort when a consumer closes before its first assignment")
-    func defaultAssignorAvoidsTheAbort() {
-        let config = KafkaConsumerConfiguration(bootstrapServers: ["localhost:9092"], groupID: "g", topics: ["t"])
-        let version = KafkaConsumerConfiguration.librdkafkaVersion
-        #expect(version > 0x0100_0000, "rd_kafka_version() is read")
-        if version < 0x0203_0000 {
-            #expect(config.assignmentStrategy == "roundrobin", "librdkafka \(String(version, radix: 16)) has the cooperative-sticky abort")
-        } else {
-            #expect(config.assignmentStrategy == "cooperative-sticky")
-        }
-    }
-}
