@@ -131,7 +131,13 @@ struct WorkerProcessTests {
         #expect(published.stdout.split(separator: "\n").count == 50)
         _ = try await env.waitForResults(Set((0..<50).map { "w-\($0)" }))
 
-        let metrics = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
+        // Consumer lag comes with librdkafka's statistics, every few seconds: wait for the first.
+        var metrics = ""
+        let statisticsBy = ContinuousClock.now + .seconds(20)
+        repeat {
+            metrics = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
+            if !metrics.contains("kafka_consumer_lag") { try await Task.sleep(for: .milliseconds(250)) }
+        } while !metrics.contains("kafka_consumer_lag") && ContinuousClock.now < statisticsBy
         for name in ["duo_lifecycle_events_in_total", "duo_lifecycle_commands_total", "duo_lifecycle_duo_calls_total",
                      "duo_lifecycle_outbox_backlog", "duo_lifecycle_circuit_breaker_open", "kafka_consumer_lag"] {
             #expect(metrics.contains(name), "metric \(name)")
