@@ -215,6 +215,9 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         var backpressured = false
         /// The highest offset handed to the application, per partition.
         var delivered: [TopicPartition: Int64] = [:]
+        /// A resume whose seek failed as a whole (it timed out on a loaded machine): retried at
+        /// every poll until it goes through, so no partition stays paused for good.
+        var resumePending = false
     }
     private let state = Mutex(State())
     private let maxBuffered: Int
@@ -269,11 +272,23 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
             }
             if s.backpressured && s.buffered <= maxBuffered / 2 {
                 s.backpressured = false
+                s.resumePending = false
+                return (false, Array(s.assignment.subtracting(s.userPaused)))
+            }
+            if !s.backpressured && s.resumePending {
+                s.resumePending = false
                 return (false, Array(s.assignment.subtracting(s.userPaused)))
             }
             return nil
         }
-        if let action { try? setPaused(action.partitions, paused: action.paused) }
+        guard let action else { return }
+        do { try setPaused(action.partitions, paused: action.paused) } catch {
+            if !action.paused {
+                // Nothing was resumed: try the whole resume again at the next poll.
+                state.withLock { if !$0.backpressured { $0.resumePending = true } }
+                logger.debug("Kafka resume failed; retried at the next poll", metadata: ["kafka.error": "\(error)"])
+            }
+        }
     }
 
     func setPaused(_ partitions: [TopicPartition], paused: Bool) throws {
