@@ -104,7 +104,7 @@ public enum WebhookSignatures {
 }
 
 /// RFC 6901 JSON Pointers over `JSONSerialization` values.
-enum JSONPointer {
+public enum JSONPointer {
     /// The value at `pointer` in `document`; nil when a step is missing. `""` is the document.
     static func resolve(_ pointer: String, in document: Any) -> Any? {
         guard !pointer.isEmpty else { return document }
@@ -125,8 +125,8 @@ enum JSONPointer {
         return current is NSNull ? nil : current
     }
 
-    /// Whether `text` is a syntactically valid pointer.
-    static func isValid(_ text: String) -> Bool {
+    /// Whether `text` is a syntactically valid pointer (`""` or `/…`, with `~` only as `~0` or `~1`).
+    public static func isValid(_ text: String) -> Bool {
         guard text.isEmpty || text.hasPrefix("/") else { return false }
         var chars = Array(text)[...]
         while let c = chars.popFirst() {

@@ -282,6 +282,8 @@ struct WebhookIngressTests {
         #expect(problem("    - name: Bad Name\n      format: cloudevents\n      tokens: [t]\n").contains("ingress.sources[0].name"))
         #expect(problem("    - name: a\n      format: bamboohr\n      secrets: [k]\n      mapping: {employee_id: id, default_event: hired}\n").contains("mapping.employee_id must be a JSON Pointer"))
         #expect(problem("    - name: a\n      format: bamboohr\n      secrets: [k]\n      mapping: {employee_id: /id, event_field: /s, event_values: {A: promoted}}\n").contains("event_values.A"))
+        #expect(problem("    - name: a\n      format: bamboohr\n      secrets: [k]\n      mapping: {employee_id: \"/a~2b\", default_event: hired}\n").contains("mapping.employee_id must be a JSON Pointer"),
+                "~ is only ~0 or ~1 in a pointer")
         #expect(problem("    - name: a\n      format: cloudevents\n      tokens: [t]\n    - name: a\n      format: cloudevents\n      tokens: [t]\n").contains("two sources are named 'a'"))
         #expect(problem("    - name: a\n      format: cloudevents\n      tokens: [t]\n").isEmpty, "a valid section parses")
     }

@@ -130,7 +130,7 @@ extension WorkerConfiguration {
         }
         func pointer(_ value: Any?, _ key: String) throws -> String? {
             guard let value, !(value is NSNull) else { return nil }
-            guard let s = value as? String, s.hasPrefix("/"), isPointer(s) else { throw Problem("\(at).\(key) must be a JSON Pointer such as /fields/workEmail") }
+            guard let s = value as? String, s.hasPrefix("/"), JSONPointer.isValid(s) else { throw Problem("\(at).\(key) must be a JSON Pointer such as /fields/workEmail") }
             return s
         }
         func table(_ key: String) throws -> [String: String] {
@@ -167,14 +167,6 @@ extension WorkerConfiguration {
         if let one = raw as? String { return [one] }
         guard let list = raw as? [Any], list.allSatisfy({ $0 is String }) else { throw Problem("\(at) must be a list of strings") }
         return list.map { $0 as! String }
-    }
-
-    private static func isPointer(_ s: String) -> Bool {
-        var chars = Array(s)[...]
-        while let c = chars.popFirst() {
-            if c == "~" { guard let n = chars.popFirst(), n == "0" || n == "1" else { return false } }
-        }
-        return true
     }
 
     /// `1048576`, `512KiB`, `1MiB`.
