@@ -1,8 +1,10 @@
 """Checks the contracts: every JSON Schema is valid draft 2020-12, the AsyncAPI document's
 references point at files that exist, every valid-*.json example validates and every
 invalid-*.json example does not. Exits non-zero on any disagreement. Run by .ci/run."""
+import base64
 import json
 import pathlib
+import struct
 import sys
 
 import yaml
@@ -86,6 +88,22 @@ for path in examples:
         problems.append(f"examples/{path.name}: expected {expected}, validator says " + ("; ".join(errors) or "valid"))
     counts[expected] += 1
 
+def spring_decoding_problems(headers):
+    """Reads the binary dead-letter headers as Spring Kafka does (ByteBuffer.getInt / getLong,
+    big-endian) and checks them against their readable dlq-original-* copies."""
+    found = []
+    for name, fmt, copy in [("partition", ">i", "dlq-original-partition"), ("offset", ">q", "dlq-original-offset"),
+                            ("timestamp", ">q", "dlq-original-timestamp")]:
+        raw = base64.b64decode(headers.get(f"kafka_dlt-original-{name}", ""))
+        if len(raw) != struct.calcsize(fmt):
+            found.append(f"kafka_dlt-original-{name} has {len(raw)} bytes; Spring reads {struct.calcsize(fmt)}")
+            continue
+        (value,) = struct.unpack(fmt, raw)
+        if copy in headers and str(value) != headers[copy]:
+            found.append(f"kafka_dlt-original-{name} decodes to {value}, but {copy} says {headers[copy]}")
+    return found
+
+
 # Output examples: result event data and dead-letter headers, each against its schema.
 for folder, schema_name in [("results", "duo.provisioning.result.schema.json"), ("dead-letters", "dead-letter-headers.schema.json")]:
     validator = Draft202012Validator(schemas[schema_name], registry=registry, format_checker=FormatChecker())
@@ -93,8 +111,11 @@ for folder, schema_name in [("results", "duo.provisioning.result.schema.json"), 
     if not found:
         problems.append(f"examples/{folder}: no example")
     for path in found:
-        for error in validator.iter_errors(json.loads(path.read_text())):
+        example = json.loads(path.read_text())
+        for error in validator.iter_errors(example):
             problems.append(f"examples/{folder}/{path.name}: {error.message}")
+        if folder == "dead-letters":
+            problems += [f"examples/{folder}/{path.name}: {p}" for p in spring_decoding_problems(example)]
         counts["valid"] += 1
 
 types = ["hired", "updated", "role_changed", "terminated", "rehired"]

@@ -47,9 +47,8 @@ struct DLQCommand: AsyncParsableCommand {
                 throw ValidationError("The dead letter of \(DeadLetter(m).eventID ?? "offset \(m.offset)") was published truncated (its value had \(size) bytes); "
                                       + "give --store with the worker's store.path to read the whole value")
             }
-            guard let topic = m.headers[string: "kafka_dlt-original-topic"], let partition = m.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init),
-                  let offset = m.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init),
-                  let whole = try await Self.withStore(store, { try await $0.deadLetterOriginal(topic: topic, partition: partition, offset: offset) })
+            guard let origin = DeadLetter(m).origin,
+                  let whole = try await Self.withStore(store, { try await $0.deadLetterOriginal(topic: origin.topic, partition: origin.partition, offset: origin.offset) })
             else { throw ValidationError("The store \(store) does not hold the whole value of the dead letter at offset \(m.offset) (older than store.retention?)") }
             return whole
         }
@@ -86,7 +85,7 @@ struct DLQCommand: AsyncParsableCommand {
             if let reason, m.headers[string: "dlq-reason"] != reason { return false }
             if let employee, m.key.map({ String(decoding: $0, as: UTF8.self) }) != employee { return false }
             if let since = since.flatMap(RFC3339.parse) {
-                let ms = m.headers[string: "kafka_dlt-original-timestamp"].flatMap(Int64.init) ?? m.timestampMilliseconds ?? 0
+                let ms = DeadLetter(m).origin?.timestampMs ?? m.timestampMilliseconds ?? 0
                 if Double(ms) / 1000 < since.timeIntervalSince1970 { return false }
             }
             if let eventID, DeadLetter(m).eventID != eventID { return false }
@@ -105,6 +104,9 @@ struct DLQCommand: AsyncParsableCommand {
         let message: KafkaConsumerMessage
         init(_ m: KafkaConsumerMessage) { message = m }
 
+        /// Where the dead letter's record came from: from our headers or from Spring's.
+        var origin: DeadLetterOrigin? { DeadLetterOrigin { message.headers.first(named: $0)?.value } }
+
         var eventID: String? {
             if let id = message.headers[string: "ce_id"] { return id }
             let json = message.value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any]
@@ -119,6 +121,14 @@ struct DLQCommand: AsyncParsableCommand {
             ]
             var headers: [String: String] = [:]
             for h in message.headers { headers[h.key] = h.stringValue ?? h.value.map { Data($0).base64EncodedString() } ?? "" }
+            // Spring's binary numbers, shown as numbers.
+            if let origin {
+                headers[DeadLetterOrigin.Name.partition] = String(origin.partition)
+                headers[DeadLetterOrigin.Name.offset] = String(origin.offset)
+                headers[DeadLetterOrigin.Name.timestamp] = String(origin.timestampMs ?? -1)
+                o["original"] = ["topic": origin.topic, "partition": Int(origin.partition), "offset": origin.offset,
+                                 "timestamp_ms": origin.timestampMs ?? NSNull()] as [String: Any]
+            }
             o["headers"] = headers
             if let v = message.value { o["value"] = String(validating: v, as: UTF8.self) ?? Data(v).base64EncodedString() }
             return o
@@ -146,10 +156,10 @@ struct DLQCommand: AsyncParsableCommand {
             }
             let rows = letters.map { l -> [String] in
                 let h = l.message.headers
-                let ms = h[string: "kafka_dlt-original-timestamp"].flatMap(Int64.init) ?? -1
+                let ms = l.origin?.timestampMs ?? -1
                 return [ms >= 0 ? RFC3339.format(Date(timeIntervalSince1970: Double(ms) / 1000)) : "-",
                         l.message.key.map { String(decoding: $0, as: UTF8.self) } ?? "-", l.eventID ?? "-", h[string: "ce_type"] ?? "-",
-                        h[string: "dlq-reason"] ?? "-", h[string: "dlq-attempts"] ?? "-", String((h[string: "kafka_dlt-exception-message"] ?? "").prefix(100))]
+                        h[string: "dlq-reason"] ?? h[string: DeadLetterOrigin.Name.exceptionFQCN] ?? "-", h[string: "dlq-attempts"] ?? "-", String((h[string: "kafka_dlt-exception-message"] ?? "").prefix(100))]
             }
             printTable(["original time", "employee", "event id", "type", "reason", "attempts", "message"], rows)
             print("\(letters.count) dead letter(s) on \(filters.topic)")
@@ -176,10 +186,10 @@ struct DLQCommand: AsyncParsableCommand {
             let now = RFC3339.format(Date())
             var messages: [KafkaProducerMessage] = []
             for m in letters {
-                guard let topic = to ?? m.headers[string: "kafka_dlt-original-topic"] else {
+                guard let topic = to ?? DeadLetter(m).origin?.topic ?? m.headers[string: DeadLetterOrigin.Name.topic] else {
                     throw ValidationError("Dead letter at offset \(m.offset) has no kafka_dlt-original-topic header; use --to")
                 }
-                let headers = m.headers.filter { !$0.key.hasPrefix("kafka_dlt-") && !$0.key.hasPrefix("dlq-") } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
+                let headers = m.headers.filter { !DeadLetterOrigin.isDeadLetterHeader($0.key) } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
                 // A dead letter published truncated is replayed with its whole value, from the store.
                 messages.append(KafkaProducerMessage(topic: topic, key: m.key, value: try await filters.originalValue(m), headers: headers))
             }

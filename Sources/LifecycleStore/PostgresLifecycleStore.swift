@@ -639,9 +639,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
             for row in try await rows.collect() {
                 let (headerData, original) = try row.decode((Data, Data).self)
                 let headers = try HeaderCoding.decode(headerData)
-                func header(_ name: String) -> String? { headers.last { $0.name == name }?.value.flatMap { String(validating: $0, as: UTF8.self) } }
-                if header("kafka_dlt-original-topic") == topic, header("kafka_dlt-original-partition") == String(partition),
-                   header("kafka_dlt-original-offset") == String(offset) {
+                if let origin = DeadLetterOrigin(headers: headers), origin.topic == topic, origin.partition == partition, origin.offset == offset {
                     return Array(original)
                 }
             }

@@ -345,9 +345,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             let rows = try Row.fetchAll(db, sql: "SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL")
             for row in rows {
                 let headers = try HeaderCoding.decode(row["headers"] as Data)
-                func header(_ name: String) -> String? { headers.last { $0.name == name }?.value.flatMap { String(validating: $0, as: UTF8.self) } }
-                if header("kafka_dlt-original-topic") == topic, header("kafka_dlt-original-partition") == String(partition),
-                   header("kafka_dlt-original-offset") == String(offset) {
+                if let origin = DeadLetterOrigin(headers: headers), origin.topic == topic, origin.partition == partition, origin.offset == offset {
                     return (row["original_value"] as Data?).map { Array($0) }
                 }
             }

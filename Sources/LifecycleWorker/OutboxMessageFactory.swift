@@ -17,6 +17,18 @@ public enum DeadLetterReason: String, Sendable, Codable, CaseIterable {
     case validation, duoPermanent = "duo-permanent", retriesExhausted = "retries-exhausted", policy
     /// The employee maps to a Duo user that belongs to another employee.
     case conflict
+
+    /// What Spring's `kafka_dlt-exception-fqcn` header says for this reason: a class-like name
+    /// that Spring tooling groups and filters by.
+    public var exceptionName: String {
+        switch self {
+        case .validation: "duo_lifecycle.InvalidEventException"
+        case .duoPermanent: "duo_lifecycle.DuoPermanentErrorException"
+        case .retriesExhausted: "duo_lifecycle.RetriesExhaustedException"
+        case .policy: "duo_lifecycle.PolicyRefusalException"
+        case .conflict: "duo_lifecycle.AccountConflictException"
+        }
+    }
 }
 
 /// Builds the outbox messages: result events (binary-mode CloudEvents) and dead letters.
@@ -110,11 +122,11 @@ public struct OutboxMessageFactory: Sendable {
     /// The original record, byte for byte, with the dead-letter headers added.
     public func deadLetter(record: SourceRecord, reason: DeadLetterReason, message: String, errorCode: String?, attempts: Int,
                            firstFailureAt: Date) -> NewOutboxMessage {
-        var headers = record.headers.filter { !$0.name.hasPrefix("kafka_dlt-") && !$0.name.hasPrefix("dlq-") }
+        var headers = record.headers.filter { !DeadLetterOrigin.isDeadLetterHeader($0.name) }
+        headers += DeadLetterOrigin(topic: record.topic, partition: record.partition, offset: record.offset, timestampMs: record.timestampMs,
+                                    consumerGroup: configuration.groupID).headers
         headers += [
-            .init("kafka_dlt-original-topic", record.topic), .init("kafka_dlt-original-partition", String(record.partition)),
-            .init("kafka_dlt-original-offset", String(record.offset)), .init("kafka_dlt-original-timestamp", String(record.timestampMs ?? -1)),
-            .init("kafka_dlt-original-consumer-group", configuration.groupID), .init("kafka_dlt-exception-message", message),
+            .init(DeadLetterOrigin.Name.exceptionFQCN, reason.exceptionName), .init(DeadLetterOrigin.Name.exceptionMessage, message),
             .init("dlq-reason", reason.rawValue), .init("dlq-attempts", String(attempts)), .init("dlq-first-failure-at", RFC3339.format(firstFailureAt)),
         ]
         if let errorCode { headers.append(.init("dlq-error-code", errorCode)) }

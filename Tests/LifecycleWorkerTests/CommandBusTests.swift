@@ -111,7 +111,7 @@ struct CommandBusTests {
         await h.shutdown()
     }
 
-    @Test("A permanent Duo error dead-letters that event with its headers; later events still apply")
+    @Test("A permanent Duo error dead-letters that event with its headers in Spring Kafka's encodings; later events still apply")
     func permanentError() async throws {
         let h = try await WorkerHarness()
         try h.startWorker()
@@ -136,9 +136,19 @@ struct CommandBusTests {
         #expect(letter.value == original.value && letter.key == original.key, "the original bytes and key")
         for header in original.headers { #expect(letter.headers[string: header.key] == header.stringValue, "original header \(header.key)") }
         #expect(letter.headers[string: "kafka_dlt-original-topic"] == WorkerHarness.topic)
-        #expect(letter.headers[string: "kafka_dlt-original-partition"].flatMap(Int.init) != nil)
-        #expect(letter.headers[string: "kafka_dlt-original-offset"].flatMap(Int.init) != nil)
-        #expect(letter.headers[string: "kafka_dlt-original-timestamp"].flatMap(Int.init) != nil)
+        // Decoded the way Spring Kafka reads them: ByteBuffer.wrap(value).getInt() / getLong().
+        let originals = try await h.read(topic: WorkerHarness.topic, count: 3, timeout: .seconds(30), settle: .zero)
+        let published = try #require(originals.first { $0.headers[string: "ce_id"] == doomed.id }, "the original record")
+        #expect(SpringHeaders.int(letter.headers.first(named: "kafka_dlt-original-partition")?.value) == published.partition)
+        #expect(SpringHeaders.long(letter.headers.first(named: "kafka_dlt-original-offset")?.value) == published.offset)
+        let timestamp = try #require(SpringHeaders.long(letter.headers.first(named: "kafka_dlt-original-timestamp")?.value))
+        #expect(abs(Double(timestamp) / 1000 - Date().timeIntervalSince1970) < 600, "the record's timestamp in milliseconds")
+        #expect(letter.headers[string: "kafka_dlt-original-timestamp-type"] == "CreateTime")
+        #expect(letter.headers[string: "kafka_dlt-exception-fqcn"] == "duo_lifecycle.DuoPermanentErrorException")
+        // Readable copies for people and for tools that are not Spring.
+        #expect(letter.headers[string: "dlq-original-partition"] == String(published.partition))
+        #expect(letter.headers[string: "dlq-original-offset"] == String(published.offset))
+        #expect(letter.headers[string: "dlq-original-timestamp"] == String(timestamp))
         #expect(letter.headers[string: "kafka_dlt-original-consumer-group"] == "duo-lifecycle")
         #expect(letter.headers[string: "kafka_dlt-exception-message"]?.contains("40002") == true)
         #expect(letter.headers[string: "dlq-reason"] == "duo-permanent")
@@ -473,5 +483,20 @@ final class CountingStore: Sendable {
         func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
             try await inner.withExclusiveLock(name, body)
         }
+    }
+}
+
+/// Spring Kafka's reading of dead-letter headers, written independently of the worker's code:
+/// `ByteBuffer.wrap(bytes).getInt()` for the partition and `getLong()` for the offset and the
+/// timestamp, which fail (BufferUnderflowException) on fewer bytes than that.
+enum SpringHeaders {
+    static func int(_ bytes: [UInt8]?) -> Int32? {
+        guard let bytes, bytes.count == 4 else { return nil }
+        return Int32(bitPattern: UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
+    }
+
+    static func long(_ bytes: [UInt8]?) -> Int64? {
+        guard let bytes, bytes.count == 8 else { return nil }
+        return Int64(bitPattern: bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
     }
 }

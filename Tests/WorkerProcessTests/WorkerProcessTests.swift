@@ -93,6 +93,52 @@ struct WorkerProcessTests {
         await env.shutdown()
     }
 
+    @Test("dlq list and replay read a dead-letter topic that Spring Kafka's DeadLetterPublishingRecoverer wrote")
+    func springWrittenDeadLetters() async throws {
+        let env = try await WorkerEnvironment()
+        func big<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+        let event = try JSONSerialization.data(withJSONObject: WorkerEnvironment.hire("S1", id: "spring-1"), options: [.sortedKeys])
+        // What Spring writes: binary numbers, no readable copies, none of our dlq-* headers. The
+        // offset has eight decimal digits, as long as Spring's eight bytes.
+        let letter = KafkaProducerMessage(topic: "hr.employee.lifecycle.v1.dlq", key: Array("S1".utf8), value: Array(event), headers: [
+            KafkaHeader(key: "kafka_dlt-original-topic", string: "hr.employee.lifecycle.v1"),
+            KafkaHeader(key: "kafka_dlt-original-partition", value: big(Int32(2))),
+            KafkaHeader(key: "kafka_dlt-original-offset", value: big(Int64(12_345_678))),
+            KafkaHeader(key: "kafka_dlt-original-timestamp", value: big(Int64(1_793_610_000_000))),
+            KafkaHeader(key: "kafka_dlt-original-timestamp-type", string: "CreateTime"),
+            KafkaHeader(key: "kafka_dlt-exception-fqcn", string: "org.springframework.kafka.listener.ListenerExecutionFailedException"),
+            KafkaHeader(key: "kafka_dlt-exception-message", string: "Listener failed; nested exception is java.lang.IllegalStateException"),
+            KafkaHeader(key: "kafka_dlt-exception-stacktrace", string: "java.lang.IllegalStateException\n\tat com.example.Listener"),
+        ])
+        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [env.cluster.bootstrapServers])
+        producerConfig.client.statisticsInterval = nil
+        let producer = try KafkaProducer(configuration: producerConfig, logger: env.logger)
+        for r in await producer.send(batch: [letter]) { _ = try r.get() }
+        await producer.shutdown()
+        let bootstrap = env.cluster.bootstrapServers
+
+        let list = try await CLIProcess.run(["dlq", "list", "--bootstrap", bootstrap, "--json"], directory: env.directory)
+        #expect(list.status == 0, "\(list.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+        let original = try #require(object["original"] as? [String: Any])
+        #expect(original["topic"] as? String == "hr.employee.lifecycle.v1")
+        #expect(original["partition"] as? Int == 2)
+        #expect((original["offset"] as? NSNumber)?.int64Value == 12_345_678)
+        #expect((original["timestamp_ms"] as? NSNumber)?.int64Value == 1_793_610_000_000)
+        #expect((object["headers"] as? [String: String])?["kafka_dlt-original-offset"] == "12345678", "shown as a number, not as bytes")
+        let table = try await CLIProcess.run(["dlq", "list", "--bootstrap", bootstrap, "--since", "2026-11-01T00:00:00Z"], directory: env.directory)
+        #expect(table.stdout.contains("2026-11-02T") && table.stdout.contains("ListenerExecutionFailedException") && table.stdout.contains("spring-1"),
+                "the original time and Spring's exception class: \(table.stdout)")
+
+        let replay = try await CLIProcess.run(["dlq", "replay", "--bootstrap", bootstrap, "--event-id", "spring-1"], directory: env.directory)
+        #expect(replay.status == 0 && replay.stdout.contains("Replayed 1 dead letter(s)."), "\(replay.stdout)\(replay.stderr)")
+        let republished = try await TopicReader(kafka: env.kafka, logger: env.logger).readAll(topic: "hr.employee.lifecycle.v1")
+        #expect(republished.count == 1 && republished.first?.value == Array(event), "to the original topic, with the original value")
+        #expect(republished.first?.headers.contains { $0.key.hasPrefix("kafka_dlt-") } == false, "Spring's dead-letter headers are left out")
+        #expect(republished.first?.headers[string: "dlq-replayed-at"] != nil)
+        await env.shutdown()
+    }
+
     @Test("run: health, metrics, events via publish, SIGTERM exits 0 in time, and a restart continues with nothing lost")
     func runProcess() async throws {
         let env = try await WorkerEnvironment()
