@@ -14,8 +14,7 @@ struct WorkerMode: AsyncParsableCommand {
         let settings = try WorkerConfiguration.load(path: config)
         var logger = Logger(label: "bench.worker") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: settings.logLevel) ?? .error
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = WorkerMetrics.bootstrap()
         try await WorkerRuntime(configuration: settings, registry: registry, logger: logger).run()
     }
 }

@@ -54,8 +54,7 @@ struct DevCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "duo-lifecycle.dev")
         logger.logLevel = level
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = WorkerMetrics.bootstrap()
 
         say("▶ Starting the embedded Kafka cluster and the Duo emulator")
         var options = EmbeddedStack.Options()

@@ -43,10 +43,9 @@ struct IngressCommand: AsyncParsableCommand {
             throw ValidationError("Configuration error: \(problem.description)")
         }
         let logger = RunCommand.logger(level: settings.logLevel, format: settings.logFormat)
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = WorkerMetrics.bootstrap()
         let ingress = settings.ingress
-        let server = try IngressServer(configuration: ingress, logger: logger, metricsText: { registry.emitToBuffer() })
+        let server = try IngressServer(configuration: ingress, logger: logger, metricsText: { WorkerMetrics.exposition(registry) })
         let scheme = ingress.tlsCertificateFile == nil ? "http" : "https"
         let host = ingress.host == "0.0.0.0" || ingress.host == "::" ? "127.0.0.1" : ingress.host
         let service = try server.service { port in

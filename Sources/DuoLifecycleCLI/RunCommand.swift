@@ -30,8 +30,7 @@ struct RunCommand: AsyncParsableCommand {
         let settings = try loadWorkerConfiguration(config)
         if check { return try await Self.check(settings) }
         let logger = Self.logger(settings: settings)
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = WorkerMetrics.bootstrap()
         let runtime = try await WorkerRuntime(configuration: settings, registry: registry, logger: logger)
         try await runtime.run()
         // Drained: commands finished, the outbox flushed, offsets committed, the group left. Exit

@@ -324,6 +324,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     }
 
     fileprivate func revoked(_ partitions: [TopicPartition]?) {
+        statistics.forget(partitions)
         state.withLock { s in
             if let partitions {
                 s.assignment.subtract(partitions)

@@ -29,7 +29,7 @@ public struct OperationsServer: Sendable {
         }
         router.get("/metrics") { [registry] _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+                     body: .init(byteBuffer: ByteBuffer(bytes: WorkerMetrics.exposition(registry))))
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port)),
                            onServerRunning: { await onRunning($0.localAddress?.port ?? 0) }, logger: logger)

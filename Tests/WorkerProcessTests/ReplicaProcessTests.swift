@@ -230,4 +230,83 @@ struct ReplicaProcessTests {
         await env.shutdown()
         await server.destroy()
     }
+
+    @Test("Prometheus: /metrics passes promtool check metrics (HELP for every family, librdkafka totals as counters), and a replica's lag series of partitions handed to another replica go")
+    func prometheusExposition() async throws {
+        let database = try await TestPostgres.freshDatabase()
+        let env = try await WorkerEnvironment(partitions: 4)
+        let a = try Self.startReplica("replica-a", env: env, storeURL: database.url)
+        try await WorkerEnvironment.waitUntilReady(port: a.port)
+        var messages = try (0..<20).map { try Self.message("hired", "P\($0)", id: "p-\($0)-hire", seq: 1, roles: ["sales"]) }
+        messages.append(try Self.message("terminated", "P0", id: "p-0-leave", seq: 2))
+        messages.append(KafkaProducerMessage(topic: "hr.employee.lifecycle.v1", key: Array("bad".utf8), value: Array("{".utf8)))
+        try await env.stack.publish(Array(messages.prefix(20)))
+        _ = try await env.waitForResults(Set((0..<20).map { "p-\($0)-hire" }))
+        try await env.stack.publish(Array(messages.suffix(2)))
+        _ = try await env.waitForResults(["p-0-leave"])
+
+        func lagPartitions(_ metrics: String) -> Set<String> {
+            Set(metrics.split(separator: "\n").filter { $0.hasPrefix("kafka_consumer_lag{") }.compactMap { line in
+                line.firstRange(of: "partition=\"").map { String(line[$0.upperBound...].prefix { $0 != "\"" }) }
+            })
+        }
+        func metrics(_ port: Int) async -> String { await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? "" }
+        var text = ""
+        let statisticsBy = ContinuousClock.now + .seconds(30)
+        repeat {
+            text = await metrics(a.port)
+            if lagPartitions(text).count < 4 { try await Task.sleep(for: .milliseconds(250)) }
+        } while lagPartitions(text).count < 4 && ContinuousClock.now < statisticsBy
+        #expect(lagPartitions(text) == ["0", "1", "2", "3"], "one replica: the lag of every partition")
+
+        let path = "\(env.directory)/metrics.txt"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try await ExternalTool.run("promtool", ["check", "metrics"], stdin: path)
+        #expect(check.status == 0 && check.output.isEmpty, "promtool check metrics: \(check.output)")
+        let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+        for family in families { #expect(text.contains("# HELP \(family) "), "HELP for \(family)") }
+        #expect(text.contains("# TYPE kafka_client_rx_messages_total counter") && !text.contains("kafka_client_rx_messages "))
+        #expect(text.contains("duo_lifecycle_lockout_seconds_count 1"), "the leaver's lockout was measured")
+
+        // A second replica takes half the partitions: the first stops reporting their lag.
+        let b = try Self.startReplica("replica-b", env: env, storeURL: database.url)
+        try await WorkerEnvironment.waitUntilReady(port: b.port)
+        var (lagA, lagB) = (Set<String>(), Set<String>())
+        let splitBy = ContinuousClock.now + .seconds(60)
+        repeat {
+            try await Task.sleep(for: .milliseconds(500))
+            (lagA, lagB) = (lagPartitions(await metrics(a.port)), lagPartitions(await metrics(b.port)))
+        } while !(lagA.count == 2 && lagB.count == 2) && ContinuousClock.now < splitBy
+        #expect(lagA.count == 2 && lagB.count == 2 && lagA.isDisjoint(with: lagB), "A reports \(lagA), B reports \(lagB)")
+
+        for r in [a, b] { r.process.signal(SIGTERM) }
+        for r in [a, b] { #expect(await r.process.wait(timeout: .seconds(30)) == 0) }
+        await env.shutdown()
+    }
+}
+
+/// Runs a tool from the machine (promtool) with a file as its standard input, off the
+/// cooperative threads.
+enum ExternalTool {
+    static func run(_ tool: String, _ arguments: [String], stdin: String) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    process.arguments = [tool] + arguments
+                    process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdin))
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    process.standardError = pipe
+                    try process.run()
+                    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
 }
