@@ -150,6 +150,22 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Whether a broker answers a metadata request within `timeout`: the cluster is reachable
+    /// and this client can talk to it (whatever partitions it has).
+    public func brokersReachable(timeout: Duration) async -> Bool {
+        let client = self.client
+        let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
+        return await runBlocking("kafka-consumer-probe") {
+            client.withHandle { rk in
+                var md: UnsafePointer<rd_kafka_metadata>?
+                // Only the brokers (all_topics 0, no topic): cheap, and enough to know one answers.
+                let err = rd_kafka_metadata(rk, 0, nil, &md, ms)
+                if let md { rd_kafka_metadata_destroy(md) }
+                return err == RD_KAFKA_RESP_ERR_NO_ERROR && md.map { $0.pointee.broker_cnt > 0 } == true
+            }
+        }
+    }
+
     /// Leaves the group: stored offsets are committed, partitions handed over, and the message
     /// sequence ends. Safe to call more than once.
     public func close() async {

@@ -60,14 +60,17 @@ public final class WorkerRuntime: Sendable {
                                               directory: DuoAdminDirectory(client: client), logger: logger, consumerTuning: consumerTuning)
     }
 
-    /// Why the worker is not ready, if it is not: the store unreachable, or (with a SQLite store,
-    /// where a worker works only on the partitions it owns) no partitions assigned. A replica
-    /// sharing a PostgreSQL store dispatches commands whatever partitions it has, so it is ready
-    /// without any.
+    /// Why the worker is not ready, if it is not: it cannot do work when its store does not answer
+    /// or no Kafka broker does. Having partitions is not required: a replica without any (more
+    /// replicas than partitions, or during a rebalance) still applies commands with a PostgreSQL
+    /// store, and a probe that waited for partitions would keep surplus replicas NotReady for
+    /// good and block node drains under a PodDisruptionBudget.
     public func readiness() async -> (ready: Bool, reasons: [String]) {
+        async let storeOK = storeAnswers(within: .seconds(2))
+        async let kafkaOK = pipeline.consumer.consumer.brokersReachable(timeout: .seconds(2))
         var reasons: [String] = []
-        if configuration.postgres == nil && pipeline.consumer.consumer.assignment.isEmpty { reasons.append("no partitions assigned yet") }
-        if await !storeAnswers(within: .seconds(2)) { reasons.append("the store is unreachable") }
+        if await !storeOK { reasons.append("the store is unreachable") }
+        if await !kafkaOK { reasons.append("no Kafka broker answers") }
         return (reasons.isEmpty, reasons)
     }
 

@@ -139,6 +139,44 @@ struct WorkerProcessTests {
         await env.shutdown()
     }
 
+    @Test("Readiness means able to work: ready without partitions (another member holds them all), 503 naming Kafka while no broker answers, ready again after")
+    func readinessFollowsKafka() async throws {
+        let env = try await WorkerEnvironment(partitions: 1)
+        // Another member of the worker's group takes the only partition first.
+        var holderConfig = KafkaConsumerConfiguration(bootstrapServers: [env.cluster.bootstrapServers], groupID: "duo-lifecycle",
+                                                      topics: ["hr.employee.lifecycle.v1"])
+        holderConfig.client.statisticsInterval = nil
+        let holder = try KafkaConsumer(configuration: holderConfig, logger: env.logger)
+        let drain = Task { for await _ in holder.batches {} }
+        let assignedBy = ContinuousClock.now + .seconds(30)
+        while holder.assignment.isEmpty && ContinuousClock.now < assignedBy { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(holder.assignment.count == 1)
+
+        let port = WorkerEnvironment.freePort()
+        let worker = try CLIProcess(["run", "--config", try env.writeConfig(httpPort: port)], directory: env.directory)
+        try await WorkerEnvironment.waitUntilReady(port: port)
+        #expect(holder.assignment.count == 1, "the worker is ready with no partition of its own")
+        func readyz() async -> (status: Int, body: String)? { await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz") }
+
+        try env.cluster.setBrokerDown(1)
+        var answer = await readyz()
+        let downBy = ContinuousClock.now + .seconds(20)
+        while answer?.status != 503 && ContinuousClock.now < downBy {
+            try await Task.sleep(for: .milliseconds(250))
+            answer = await readyz()
+        }
+        #expect(answer?.status == 503 && answer?.body.contains("no Kafka broker answers") == true, "\(String(describing: answer))")
+        #expect(await WorkerEnvironment.get("http://127.0.0.1:\(port)/healthz")?.status == 200, "alive all along: no restart for a Kafka outage")
+        try env.cluster.setBrokerUp(1)
+        try await WorkerEnvironment.waitUntilReady(port: port, timeout: .seconds(30))
+
+        worker.signal(SIGTERM)
+        #expect(await worker.wait(timeout: .seconds(30)) == 0)
+        await holder.close()
+        _ = await drain.value
+        await env.shutdown()
+    }
+
     @Test("run: health, metrics, events via publish, SIGTERM exits 0 in time, and a restart continues with nothing lost")
     func runProcess() async throws {
         let env = try await WorkerEnvironment()
@@ -149,17 +187,13 @@ struct WorkerProcessTests {
         #expect(check.stdout.contains("Check passed."))
 
         let worker = try CLIProcess(["run", "--config", config], directory: env.directory)
-        // Readiness is false until partitions are assigned.
-        var first: (status: Int, body: String)?
-        while first == nil, worker.process.isRunning { first = await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz") }
-        #expect(first?.status == 503, "not ready before the partitions are assigned: \(String(describing: first))")
-        #expect(await WorkerEnvironment.get("http://127.0.0.1:\(port)/healthz")?.status == 200)
         var ready = false
         for _ in 0..<300 where !ready {
             ready = await WorkerEnvironment.get("http://127.0.0.1:\(port)/readyz")?.status == 200
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready)
+        #expect(await WorkerEnvironment.get("http://127.0.0.1:\(port)/healthz")?.status == 200)
         // Before any event: every counter series is there at 0 (rates and alerts see it before first
         // use), and the queue gauge does not share a name with the commands counter (OpenMetrics).
         let atStart = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
