@@ -183,15 +183,15 @@ struct DLQCommand: AsyncParsableCommand {
         func run() async throws {
             let letters = try await filters.read().filter { filters.matches($0, eventID: eventID) }
             guard !letters.isEmpty else { print("No dead letters match."); return }
-            let now = RFC3339.format(Date())
+            let now = Date()
             var messages: [KafkaProducerMessage] = []
             for m in letters {
-                guard let topic = to ?? DeadLetter(m).origin?.topic ?? m.headers[string: DeadLetterOrigin.Name.topic] else {
-                    throw ValidationError("Dead letter at offset \(m.offset) has no kafka_dlt-original-topic header; use --to")
-                }
-                let headers = m.headers.filter { !DeadLetterOrigin.isDeadLetterHeader($0.key) } + [KafkaHeader(key: "dlq-replayed-at", string: now)]
                 // A dead letter published truncated is replayed with its whole value, from the store.
-                messages.append(KafkaProducerMessage(topic: topic, key: m.key, value: try await filters.originalValue(m), headers: headers))
+                do {
+                    messages.append(try DeadLetterReplay.message(for: m, value: try await filters.originalValue(m), topic: to, at: now))
+                } catch let error as DeadLetterReplay.NoDestination {
+                    throw ValidationError("\(error.description) (--to)")
+                }
             }
             if dryRun {
                 for (m, out) in zip(letters, messages) {

@@ -150,18 +150,20 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    /// Whether a broker answers a metadata request within `timeout`: the cluster is reachable
-    /// and this client can talk to it (whatever partitions it has).
-    public func brokersReachable(timeout: Duration) async -> Bool {
+    /// Nil when a broker answers a metadata request within `timeout` (the cluster is reachable
+    /// and this client can talk to it, whatever partitions it has); else why not.
+    public func brokerProblem(timeout: Duration) async -> KafkaError? {
         let client = self.client
         let ms = Int32(clamping: Int64(timeout / .milliseconds(1)))
         return await runBlocking("kafka-consumer-probe") {
             client.withHandle { rk in
                 var md: UnsafePointer<rd_kafka_metadata>?
-                // Only the brokers (all_topics 0, no topic): cheap, and enough to know one answers.
-                let err = rd_kafka_metadata(rk, 0, nil, &md, ms)
-                if let md { rd_kafka_metadata_destroy(md) }
-                return err == RD_KAFKA_RESP_ERR_NO_ERROR && md.map { $0.pointee.broker_cnt > 0 } == true
+                // Brokers and every topic: answered from any broker, whatever this client subscribes to.
+                let err = rd_kafka_metadata(rk, 1, nil, &md, ms)
+                defer { if let md { rd_kafka_metadata_destroy(md) } }
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { return KafkaError(err, context: "Kafka metadata request") }
+                guard let md, md.pointee.broker_cnt > 0 else { return KafkaError(code: .transport, message: "Kafka metadata named no broker") }
+                return nil
             }
         }
     }

@@ -80,6 +80,8 @@ public protocol LifecycleStore: Sendable {
     /// reconciliation (the desired side of an audit).
     func allEmployeeStates() async throws -> [EmployeeState]
     func allDuoLinks() async throws -> [DuoLink]
+    /// The operators' actions (the console's audit trail), newest first.
+    func auditLog(limit: Int) async throws -> [AuditEntry]
 
     /// Closes connections. The store cannot be used afterwards.
     func close() async
@@ -168,6 +170,32 @@ public protocol LifecycleStoreTransaction: Sendable {
     func reserveDisable(commandID: Int64, now: Date, window: Duration, limit: @Sendable (Int) -> Int) async throws -> Bool
     /// Gives a command its place regardless of the guard (an operator approved it).
     func approveDisable(commandID: Int64, now: Date) async throws
+    /// Records an operator's action in the audit trail.
+    func recordAudit(_ entry: AuditEntry) async throws
+}
+
+/// One operator action: who did what to what, when.
+public struct AuditEntry: Sendable, Hashable, Codable {
+    public var at: Date
+    /// Who: the console login's name (a token's label, a basic-auth user or the proxy's user).
+    public var actor: String
+    /// `operator` or `readonly`.
+    public var role: String
+    /// What, for example `dlq.replay`, `holds.approve`, `holds.reject`.
+    public var action: String
+    /// To what: event ids, command ids.
+    public var target: String
+    /// The outcome, in words.
+    public var detail: String
+
+    public init(at: Date, actor: String, role: String, action: String, target: String, detail: String) {
+        self.at = at
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.target = target
+        self.detail = detail
+    }
 }
 
 /// Where a command is in its life.
@@ -258,7 +286,7 @@ public struct StoredCommand: Sendable, Hashable {
 }
 
 /// What the outbox holds.
-public enum OutboxKind: String, Sendable, Codable, CaseIterable { case result, deadLetter = "dead_letter" }
+public enum OutboxKind: String, Sendable, Codable, CaseIterable { case result, deadLetter = "dead_letter", audit }
 
 /// A message to publish.
 public struct NewOutboxMessage: Sendable {

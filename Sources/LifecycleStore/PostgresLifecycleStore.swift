@@ -290,6 +290,13 @@ public final class PostgresLifecycleStore: LifecycleStore {
             "CREATE TABLE guard_disables (command_id BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
             "CREATE INDEX guard_disables_at ON guard_disables (at)",
         ]),
+        (4, "operator audit trail", [
+            """
+            CREATE TABLE audit_log (
+                id BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+                action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL)
+            """,
+        ]),
     ]
 
     /// How long a named lock stays held without renewal; its holder renews it every third of that.
@@ -659,6 +666,16 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
+    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+        try await run { conn in
+            try await conn.query("SELECT at, actor, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT \(limit)", logger: self.logger)
+                .collect().map {
+                    let (at, actor, role, action, target, detail) = try $0.decode((Double, String, String, String, String, String).self)
+                    return AuditEntry(at: Date(timeIntervalSince1970: at), actor: actor, role: role, action: action, target: target, detail: detail)
+                }
+        }
+    }
+
     public func allDuoLinks() async throws -> [DuoLink] {
         try await run { conn in
             try await conn.query("SELECT duo_user_id, employee_id, username FROM duo_links ORDER BY linked_at", logger: self.logger).collect().map {
@@ -836,6 +853,13 @@ public final class PostgresLifecycleStore: LifecycleStore {
             guard recent < limit(managed) else { return false }
             _ = try await rows("INSERT INTO guard_disables (command_id, at) VALUES (\(commandID), \(now.timeIntervalSince1970))")
             return true
+        }
+
+        func recordAudit(_ e: AuditEntry) async throws {
+            _ = try await rows("""
+                INSERT INTO audit_log (at, actor, role, action, target, detail)
+                VALUES (\(e.at.timeIntervalSince1970), \(e.actor), \(e.role), \(e.action), \(e.target), \(e.detail))
+                """)
         }
 
         func approveDisable(commandID: Int64, now: Date) async throws {

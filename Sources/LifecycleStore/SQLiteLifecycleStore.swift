@@ -144,6 +144,13 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 CREATE INDEX guard_disables_at ON guard_disables (at);
                 """)
         }
+        m.registerMigration("v8: operator audit trail") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+                    action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+                """)
+        }
         return m
     }
 
@@ -372,6 +379,15 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
     }
 
+    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+        try reading { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+                AuditEntry(at: Date(timeIntervalSince1970: $0["at"]), actor: $0["actor"], role: $0["role"], action: $0["action"],
+                           target: $0["target"], detail: $0["detail"])
+            }
+        }
+    }
+
     static func command(_ row: Row) throws -> StoredCommand {
         StoredCommand(
             id: row["id"], command: try decoder.decode(ProvisioningCommand.self, from: row["command"] as Data),
@@ -528,6 +544,13 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 guard recent < limit(managed) else { return false }
                 try db.execute(sql: "INSERT INTO guard_disables (command_id, at) VALUES (?, ?)", arguments: [commandID, now.timeIntervalSince1970])
                 return true
+            }
+        }
+
+        func recordAudit(_ e: AuditEntry) async throws {
+            try access { db in
+                try db.execute(sql: "INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [e.at.timeIntervalSince1970, e.actor, e.role, e.action, e.target, e.detail])
             }
         }
 

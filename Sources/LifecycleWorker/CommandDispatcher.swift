@@ -365,7 +365,9 @@ public final class CommandDispatcher: Service, Sendable {
         // The leaver promise, measured: publication (the record's timestamp) to Duo user disabled.
         if stored.command.eventType == .terminated, !stored.isFollowUp, outcome.operations.contains(where: { [.disableUser, .sendToTrash, .deleteUser].contains($0) }) {
             let published = stored.source.timestampMs.map { Double($0) / 1000 } ?? stored.source.receivedAt.timeIntervalSince1970
-            Timer(label: "duo_lifecycle_lockout_seconds").recordNanoseconds(Int64(max(0, Date().timeIntervalSince1970 - published) * 1e9))
+            let seconds = max(0, Date().timeIntervalSince1970 - published)
+            Timer(label: "duo_lifecycle_lockout_seconds").recordNanoseconds(Int64(seconds * 1e9))
+            LockoutWindow.shared.record(seconds)
         }
     }
 

@@ -7,6 +7,7 @@ import LifecycleTools
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// One line of a roster: an employee as HR has them now.
 public struct RosterEntry: Sendable, Hashable {
@@ -271,11 +272,25 @@ public struct DirectoryReconciler: Sendable {
 /// `reconcile.every`: audits the store's employees against Duo on a schedule inside `run`, under
 /// a lock all replicas sharing the store respect; the report, the findings and (with
 /// `reconcile.fix`) the fix events go through the outbox like results.
+/// The newest reconcile report this process made.
+public final class LatestReconcile: Sendable {
+    private let report = Mutex<DirectoryReconciler.Report?>(nil)
+    private let running = Mutex(false)
+    public init() {}
+    public var value: DirectoryReconciler.Report? { report.withLock { $0 } }
+    public func set(_ r: DirectoryReconciler.Report) { report.withLock { $0 = r } }
+    /// Marks a run as started; false when one is already going.
+    public func begin() -> Bool { running.withLock { r in defer { r = true }; return !r } }
+    public func end() { running.withLock { $0 = false } }
+    public var isRunning: Bool { running.withLock { $0 } }
+}
+
 struct ScheduledReconcile: Service {
     let reconciler: DirectoryReconciler
     let store: any LifecycleStore
     let every: Duration
     let fix: Bool
+    let latest: LatestReconcile
     let logger: Logger
 
     func run() async throws {
@@ -291,6 +306,7 @@ struct ScheduledReconcile: Service {
                         NewOutboxMessage(kind: .result, topic: $0.topic, key: $0.key, value: $0.value, headers: $0.headers.map { MessageHeader(name: $0.key, value: $0.value) })
                     }
                     try await store.write { tx in for m in outbox { try await tx.enqueue(m) } }
+                    latest.set(report)
                     let found = report.summary.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                     if (report.summary["leaver_active"] ?? 0) > 0 {
                         logger.critical("Reconciliation found leavers still active in Duo", metadata: ["findings": "\(found)", "fixes": "\(report.fixes.count)"])

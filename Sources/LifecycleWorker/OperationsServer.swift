@@ -10,14 +10,18 @@ public struct OperationsServer: Sendable {
     let registry: PrometheusCollectorRegistry
     let readiness: @Sendable () async -> (ready: Bool, reasons: [String])
     let logger: Logger
+    /// More routes on the same port (the operations console).
+    let routes: (@Sendable (Router<BasicRequestContext>) -> Void)?
 
     public init(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+                routes: (@Sendable (Router<BasicRequestContext>) -> Void)? = nil,
                 readiness: @escaping @Sendable () async -> (ready: Bool, reasons: [String])) {
         self.host = host
         self.port = port
         self.registry = registry
         self.readiness = readiness
         self.logger = logger
+        self.routes = routes
     }
 
     public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
@@ -31,6 +35,7 @@ public struct OperationsServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: WorkerMetrics.exposition(registry))))
         }
+        routes?(router)
         return Application(router: router, configuration: .init(address: .hostname(host, port: port)),
                            onServerRunning: { await onRunning($0.localAddress?.port ?? 0) }, logger: logger)
     }

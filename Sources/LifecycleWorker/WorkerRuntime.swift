@@ -18,6 +18,8 @@ public final class WorkerRuntime: Sendable {
     public let store: any LifecycleStore
     public let client: DuoAdminClient
     public let pipeline: LifecyclePipeline
+    /// The last reconcile's report (scheduled or asked for from the console), while this process runs.
+    public let latestReconcile = LatestReconcile()
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     /// The running group, and whether a shutdown was asked for before it started.
@@ -67,10 +69,10 @@ public final class WorkerRuntime: Sendable {
     /// good and block node drains under a PodDisruptionBudget.
     public func readiness() async -> (ready: Bool, reasons: [String]) {
         async let storeOK = storeAnswers(within: .seconds(2))
-        async let kafkaOK = pipeline.consumer.consumer.brokersReachable(timeout: .seconds(2))
+        async let kafkaProblem = pipeline.consumer.consumer.brokerProblem(timeout: .seconds(2))
         var reasons: [String] = []
         if await !storeOK { reasons.append("the store is unreachable") }
-        if await !kafkaOK { reasons.append("no Kafka broker answers") }
+        if let problem = await kafkaProblem { reasons.append("no Kafka broker answers (\(problem))") }
         return (reasons.isEmpty, reasons)
     }
 
@@ -95,14 +97,18 @@ public final class WorkerRuntime: Sendable {
 
     /// Runs until SIGTERM or SIGINT (or ``triggerShutdown()``), then drains within the shutdown
     /// timeout, and shuts the Duo client down.
-    public func run(handleSignals: Bool = true, onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+    /// - Parameter routes: more routes for the operations port (the console).
+    public func run(handleSignals: Bool = true, routes: (@Sendable (Router<BasicRequestContext>) -> Void)? = nil,
+                    onHTTPRunning: @escaping @Sendable (Int) async -> Void = { _ in },
                     onIngressRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         Self.registerSeries()
-        let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger) { [self] in await readiness() }
+        let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger,
+                                      routes: routes) { [self] in await readiness() }
         var services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
         if let every = configuration.reconcile.every {
             let reconciler = DirectoryReconciler(configuration: configuration, store: store, client: client, logger: logger)
-            services.append(ScheduledReconcile(reconciler: reconciler, store: store, every: every, fix: configuration.reconcile.fix, logger: logger))
+            services.append(ScheduledReconcile(reconciler: reconciler, store: store, every: every, fix: configuration.reconcile.fix,
+                                               latest: latestReconcile, logger: logger))
         }
         // The webhook ingress on its own port; its metrics are on the operations port.
         if let ingress = configuration.ingress {

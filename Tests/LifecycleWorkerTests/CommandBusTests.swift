@@ -259,8 +259,8 @@ struct CommandBusTests {
         #expect(letter.headers[string: "ce_id"] == "poison-1" && letter.headers[string: "dlq-reason"] == "validation")
         // The whole value stays in the store (for `dlq list --show --store` and `dlq replay --store`).
         let original = try await SQLiteLifecycleStore(path: h.storePath).deadLetterOriginal(
-            topic: WorkerHarness.topic, partition: try #require(letter.headers[string: "kafka_dlt-original-partition"].flatMap(Int32.init)),
-            offset: try #require(letter.headers[string: "kafka_dlt-original-offset"].flatMap(Int64.init)))
+            topic: WorkerHarness.topic, partition: try #require(SpringHeaders.int(letter.headers.first(named: "kafka_dlt-original-partition")?.value)),
+            offset: try #require(SpringHeaders.long(letter.headers.first(named: "kafka_dlt-original-offset")?.value)))
         #expect(original == huge)
         try await h.stopWorker()
         await h.shutdown()
@@ -480,6 +480,7 @@ final class CountingStore: Sendable {
         func allCommands() async throws -> [StoredCommand] { try await inner.allCommands() }
         func allEmployeeStates() async throws -> [EmployeeState] { try await inner.allEmployeeStates() }
         func allDuoLinks() async throws -> [DuoLink] { try await inner.allDuoLinks() }
+        func auditLog(limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(limit: limit) }
         func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
             try await inner.withExclusiveLock(name, body)
         }

@@ -152,9 +152,11 @@ final class WorkerEnvironment: Sendable {
     /// Waits until the worker's operations server answers `/readyz` with 200.
     static func waitUntilReady(port: Int, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
-        while await get("http://127.0.0.1:\(port)/readyz")?.status != 200 {
-            if ContinuousClock.now > deadline { throw ProcessTimeout(what: "worker on :\(port) ready") }
+        var last = await get("http://127.0.0.1:\(port)/readyz")
+        while last?.status != 200 {
+            if ContinuousClock.now > deadline { throw ProcessTimeout(what: "worker on :\(port) ready (last /readyz: \(last.map { "\($0.status) \($0.body)" } ?? "no answer"))") }
             try await Task.sleep(for: .milliseconds(200))
+            last = await get("http://127.0.0.1:\(port)/readyz")
         }
     }
 

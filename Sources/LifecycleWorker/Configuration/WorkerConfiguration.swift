@@ -31,6 +31,8 @@ public struct WorkerConfiguration: Sendable {
     public var ingress: IngressConfiguration?
     /// Audits of Duo against the employees (`reconcile` and `reconcile.every`).
     public var reconcile: ReconcileConfiguration
+    /// The operations console under `/console/` on the operations port (off by default).
+    public var console = ConsoleConfiguration()
 
     /// A configuration problem, naming the key.
     public struct Problem: Error, CustomStringConvertible, Sendable {
@@ -53,6 +55,7 @@ public struct WorkerConfiguration: Sendable {
         "reconcile": ["every", "fix", "enrollment_grace", "dormant_after", "disable_orphans", "allowlist_usernames", "allowlist_groups",
                       "findings_topic", "report_topic"],
         "ingress": ["port", "host", "tls_cert_file", "tls_key_file", "max_body", "topic", "delivery_timeout", "sources"],
+        "console": ["enabled", "token_file", "readonly_token_file", "trusted_header", "trusted_operators", "audit_topic", "session_ttl"],
     ]
 
     /// Loads a YAML file, applying environment overrides.
@@ -248,6 +251,37 @@ public struct WorkerConfiguration: Sendable {
         rc.findingsTopic = try r.string("reconcile", "findings_topic") ?? rc.findingsTopic
         rc.reportTopic = try r.string("reconcile", "report_topic") ?? rc.reportTopic
         reconcile = rc
+        console = try Self.console(r)
+    }
+
+    static func console(_ r: Reader) throws -> ConsoleConfiguration {
+        var c = ConsoleConfiguration()
+        c.enabled = try r.bool("console", "enabled") ?? false
+        func credentials(_ key: String, role: String) throws -> [ConsoleCredential] {
+            guard let file = try r.string("console", key) else { return [] }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Problem("console.\(key): cannot read \(file)") }
+            return try text.split(whereSeparator: \.isNewline).enumerated().compactMap { (n, raw) -> ConsoleCredential? in
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                guard !line.isEmpty, !line.hasPrefix("#") else { return nil }
+                // "name:token", or a bare token recorded under the role's name.
+                let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
+                let (name, secret) = parts.count == 2 ? (parts[0], parts[1]) : (role, parts[0])
+                guard secret.count >= 16 else {
+                    throw Problem("console.\(key): the token on line \(n + 1) of \(file) is shorter than 16 characters")
+                }
+                return ConsoleCredential(name: name, secret: secret)
+            }
+        }
+        c.operatorTokens = try credentials("token_file", role: "operator")
+        c.readonlyTokens = try credentials("readonly_token_file", role: "readonly")
+        c.trustedHeader = try r.string("console", "trusted_header")
+        c.trustedOperators = Set(try r.stringList("console", "trusted_operators") ?? [])
+        c.auditTopic = try r.string("console", "audit_topic") ?? c.auditTopic
+        c.sessionTTL = try r.duration("console", "session_ttl") ?? c.sessionTTL
+        if c.enabled && c.operatorTokens.isEmpty && c.readonlyTokens.isEmpty && c.trustedHeader == nil {
+            throw Problem("console.enabled needs a way to log in: console.token_file, console.readonly_token_file or console.trusted_header")
+        }
+        return c
     }
 
     /// Typed access to the parsed tree, with errors that name the key.
@@ -394,4 +428,38 @@ public struct ReconcileConfiguration: Sendable {
     public var reportTopic = "duo.directory.reconciled.v1"
 
     public init() {}
+}
+
+/// The `console:` section: the operations console's logins.
+public struct ConsoleConfiguration: Sendable {
+    public var enabled = false
+    /// Operators may replay dead letters and approve or reject held deprovisions.
+    public var operatorTokens: [ConsoleCredential] = []
+    /// Read-only users see everything and change nothing.
+    public var readonlyTokens: [ConsoleCredential] = []
+    /// Behind an authenticating (OIDC) proxy: the request header that carries the user's name.
+    /// Only for a port that nothing but the proxy can reach.
+    public var trustedHeader: String?
+    /// Users named by the trusted header who are operators; every other one is read-only.
+    public var trustedOperators: Set<String> = []
+    /// Where every console action is published as an audit event.
+    public var auditTopic = "duo.lifecycle.audit.v1"
+    /// How long a console login lasts.
+    public var sessionTTL: Duration = .seconds(8 * 3600)
+
+    public init() {}
+}
+
+/// A console login: the name actions are recorded under, and its secret token.
+public struct ConsoleCredential: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    public var secret: String
+
+    public init(name: String, secret: String) {
+        self.name = name
+        self.secret = secret
+    }
+
+    /// Never the secret.
+    public var description: String { "\(name):<redacted>" }
 }
