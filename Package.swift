@@ -117,6 +117,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The operations console: server-rendered pages on the worker's operations port for dead
+        // letters, held deprovisions, employees and findings, with logins, CSRF and an audit trail.
+        .target(
+            name: "LifecycleConsole",
+            dependencies: [
+                "Kafka", "DuoAdmin", "Lifecycle", "LifecycleStore", "LifecycleTools", "LifecycleWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Everything on one machine: the mock cluster with the worker's topics, the emulator, and a
         // worker configuration pointing at them. `dev`, the benchmarks and the tests share it.
         .target(
@@ -138,6 +149,7 @@ let package = Package(
                 "LifecycleIngress",
                 "LifecycleTools",
                 "LifecycleStore",
+                "LifecycleConsole",
                 "EmbeddedStack",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

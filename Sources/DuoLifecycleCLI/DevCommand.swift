@@ -6,6 +6,7 @@ import EmbeddedStack
 import Foundation
 import Kafka
 import Lifecycle
+import LifecycleConsole
 import LifecycleIngress
 import LifecycleTools
 import LifecycleWorker
@@ -81,11 +82,19 @@ struct DevCommand: AsyncParsableCommand {
         // The webhook ingress, with a Standard Webhooks source and a BambooHR source.
         let webhooks = DevWebhooks()
         configuration.ingress = webhooks.configuration(kafka: configuration.kafka, topic: lifecycleTopic)
+        // The operations console, with made-up operator and read-only tokens (printed with
+        // --keep-running), and a mass-deprovision guard low enough to see a held deprovision.
+        let consoleTokens = try DevConsoleTokens(directory: storeDir)
+        configuration.console.enabled = true
+        configuration.console.operatorTokens = [ConsoleCredential(name: "dev-operator", secret: consoleTokens.operatorToken)]
+        configuration.console.readonlyTokens = [ConsoleCredential(name: "dev-readonly", secret: consoleTokens.readonlyToken)]
+        configuration.pipeline.massDeprovisionGuard = MassDeprovisionGuard(maxDisables: 2, window: .seconds(3600))
         let runtime = try await WorkerRuntime(configuration: configuration, registry: registry, logger: logger)
+        let console = ConsoleServer(runtime: runtime, logger: logger)
         let httpPort = Mutex(0)
         let ingressPort = Mutex(0)
         let worker = Task {
-            try await runtime.run(handleSignals: false, onHTTPRunning: { port in httpPort.withLock { $0 = port } },
+            try await runtime.run(handleSignals: false, routes: { console.register(on: $0) }, onHTTPRunning: { port in httpPort.withLock { $0 = port } },
                                   onIngressRunning: { port in ingressPort.withLock { $0 = port } })
         }
         say("▶ Worker started (store \(storePath))")
@@ -177,6 +186,11 @@ struct DevCommand: AsyncParsableCommand {
                 Webhook ingress at \(ingressURL)/webhooks/hris (Standard Webhooks, secret \(webhooks.hrisSecretFile))
                   and \(ingressURL)/webhooks/bamboohr (BambooHR, key \(webhooks.bambooKeyFile)); see the README for curl examples.
                 Duo emulator credentials: ikey \(options.integrationKey), skey in \(stack.secretKeyFile)
+                Operations console at http://127.0.0.1:\(port)/console/
+                  operator token: \(consoleTokens.operatorToken)
+                  read-only token: \(consoleTokens.readonlyToken)
+                  (also in \(consoleTokens.operatorFile) and \(consoleTokens.readonlyFile); the mass-deprovision guard holds
+                  disables beyond 2 an hour, so a third termination shows up under Held deprovisions)
                 Press Ctrl-C to stop.
                 """)
             try? await ServiceGroup(services: [WaitForSignal()], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet).run()
@@ -320,4 +334,30 @@ struct DevWebhooks {
 struct DevFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Console tokens made up for `dev`, written readable by this user only.
+struct DevConsoleTokens {
+    let operatorToken: String
+    let readonlyToken: String
+    let operatorFile: String
+    let readonlyFile: String
+
+    init(directory: String) throws {
+        func token() -> String {
+            var bytes = [UInt8](repeating: 0, count: 24)
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+            return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        }
+        operatorToken = token()
+        readonlyToken = token()
+        operatorFile = "\(directory)/console-operator.token"
+        readonlyFile = "\(directory)/console-readonly.token"
+        for (file, value) in [(operatorFile, operatorToken), (readonlyFile, readonlyToken)] {
+            try? FileManager.default.removeItem(atPath: file)
+            guard FileManager.default.createFile(atPath: file, contents: Data((value + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw ValidationError("Cannot write \(file)")
+            }
+        }
+    }
 }

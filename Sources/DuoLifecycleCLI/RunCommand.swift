@@ -2,6 +2,7 @@ import ArgumentParser
 import DuoAdmin
 import Foundation
 import Kafka
+import LifecycleConsole
 import LifecycleWorker
 import Logging
 import Metrics
@@ -32,7 +33,8 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Self.logger(settings: settings)
         let registry = WorkerMetrics.bootstrap()
         let runtime = try await WorkerRuntime(configuration: settings, registry: registry, logger: logger)
-        try await runtime.run()
+        let console = ConsoleServer(runtime: runtime, logger: logger)
+        try await runtime.run(routes: { console.register(on: $0) })
         // Drained: commands finished, the outbox flushed, offsets committed, the group left. Exit
         // now rather than tear down the Kafka handles: librdkafka before 2.3 can abort while
         // destroying a cooperative-sticky consumer whose assignor state was never set
