@@ -195,6 +195,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             "TestSupport",
         ]),
+        .testTarget(name: "ConsoleTests", dependencies: ["LifecycleConsole", "LifecycleWorker"]),
         .testTarget(name: "IngressTests", dependencies: [
             "LifecycleIngress", "LifecycleWorker", "LifecycleTools", "Kafka",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -72,6 +72,31 @@ struct WorkerConfigurationTests {
         #expect(s.pipeline.termination.honorEffectiveAt && s.pipeline.commandLease == .seconds(60) && s.storeRetention == .seconds(30 * 86400))
     }
 
+    @Test("The console: off by default; its token files name logins; it refuses to start without a way in or with a short token")
+    func console() throws {
+        #expect(!(try WorkerConfiguration.parse(yaml: Self.minimal)).console.enabled)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "# operators\nalice:alice-token-0123456789\nbare-token-0123456789abc\n".write(toFile: "\(dir)/ops", atomically: true, encoding: .utf8)
+        try "short\n".write(toFile: "\(dir)/short", atomically: true, encoding: .utf8)
+        let s = try WorkerConfiguration.parse(yaml: Self.minimal + """
+
+            console:
+              enabled: true
+              token_file: \(dir)/ops
+              trusted_header: X-Forwarded-Email
+              trusted_operators: [bob@example.com]
+              session_ttl: 1h
+            """)
+        #expect(s.console.enabled && s.console.operatorTokens.map(\.name) == ["alice", "operator"])
+        #expect(s.console.trustedHeader == "X-Forwarded-Email" && s.console.trustedOperators == ["bob@example.com"] && s.console.sessionTTL == .seconds(3600))
+        #expect(!"\(s.console.operatorTokens)".contains("alice-token"), "a credential never prints its secret")
+        #expect(throws: WorkerConfiguration.Problem.self) { try WorkerConfiguration.parse(yaml: Self.minimal + "\nconsole:\n  enabled: true\n") }
+        #expect(throws: WorkerConfiguration.Problem.self) {
+            try WorkerConfiguration.parse(yaml: Self.minimal + "\nconsole:\n  enabled: true\n  token_file: \(dir)/short\n")
+        }
+    }
+
     @Test("Effective dates, leases and retention can be set")
     func lifecycleKeys() throws {
         let s = try WorkerConfiguration.parse(yaml: Self.minimal + """

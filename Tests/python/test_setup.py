@@ -46,6 +46,6 @@ def test_nothing_is_installed_when_nothing_is_missing():
 def test_the_test_set_adds_the_test_tools():
     result, calls = run_setup(["librdkafka-dev", "libsqlite3-dev", "python3-pip"], "--test")
     assert result.returncode == 0, result.stderr
-    for package in ["kcat", "postgresql", "openssl", "prometheus"]:
+    for package in ["kcat", "postgresql", "openssl", "prometheus", "chromium", "chromium-driver"]:
         assert f"installing {package} (" in result.stderr
-    assert "install -y -qq kcat postgresql openssl prometheus" in calls
+    assert "install -y -qq kcat postgresql openssl prometheus chromium chromium-driver" in calls
