@@ -216,3 +216,34 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     actions = [json.loads(line)["action"] for line in out.stdout.splitlines() if line.strip()]
     assert "dlq.replay" in actions and "holds.approve" in actions
     assert console.operator_token not in browser.page_source
+
+
+def test_reading_works_without_javascript_and_every_control_has_a_label(console):
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(console.console + "login")
+        driver.find_element(By.ID, "token").send_keys(console.readonly_token)
+        driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button[type=submit]").click()
+        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Overview"))
+        for path, heading in [("", "Overview"), ("dead-letters", "Dead letters"), ("holds", "Held deprovisions"),
+                              ("employees?q=E100", "Employees"), ("employees/E100", "Employee E100"), ("findings", "Findings"), ("audit", "Audit trail")]:
+            driver.get(console.console + path)
+            assert driver.find_element(By.TAG_NAME, "h1").text == heading, path
+            # Every visible form control is labelled (a <label for>, or an aria-label).
+            for control in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), select, textarea"):
+                if not control.is_displayed():
+                    continue
+                control_id = control.get_attribute("id")
+                labelled = control.get_attribute("aria-label") or (control_id and driver.find_elements(By.CSS_SELECTOR, f"label[for='{control_id}']"))
+                assert labelled, f"{path}: an unlabelled {control.tag_name} {control.get_attribute('name')}"
+            # A skip link first, and the current section marked for assistive technology.
+            assert driver.find_element(By.CSS_SELECTOR, "a.skip").get_attribute("href").endswith("#main")
+        assert driver.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]").text == "Audit trail"
+        shot(driver, "13-no-javascript-audit")
+    finally:
+        driver.quit()
