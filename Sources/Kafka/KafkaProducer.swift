@@ -14,14 +14,17 @@ public final class KafkaProducer: Sendable {
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
         let context = ProducerContext(logger: logger, statistics: RDKafkaStatistics(role: "producer"))
+        // Delivery reports come as events, a batch of messages each (one per produce request),
+        // and are handed to their senders a batch at a time: one lock per batch, not per message.
+        // Logs, errors and statistics then come as events too, and are served as their callbacks would.
         let client = try RDKafkaClient.make(kind: .producer, properties: configuration.properties(), context: context) { conf in
-            rd_kafka_conf_set_dr_msg_cb(conf, rdkafkaDeliveryReportCallback)
+            rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_DR))
         }
         self.client = client
         self.context = context
         self.logger = logger
         self.pollThread = RDKafkaPollThread(name: "kafka-producer-poll", iteration: {
-            client.withHandle { _ = rd_kafka_poll($0, 100) }
+            client.withHandle { rk in context.serveDeliveryReports(rk, timeoutMs: 100) }
         })
     }
 
@@ -179,14 +182,25 @@ final class BatchCollector: Sendable {
         state = Mutex(State(results: Array(repeating: nil, count: messages.count), remaining: messages.count, waiter: nil))
     }
 
-    /// Records a delivery report for message `index`.
-    func delivered(index: Int, partition: Int32, offset: Int64, error: KafkaError?) {
-        guard index < topics.count else { return }
-        if let error {
-            complete(index: index, result: .failure(error))
-        } else {
-            complete(index: index, result: .success(KafkaDeliveryReport(topic: topics[index], partition: partition, offset: offset)))
+    /// Records delivery reports, under one lock.
+    func delivered(_ reports: [DeliveryReport]) {
+        let resume = state.withLock { s -> (CheckedContinuation<[Result<KafkaDeliveryReport, KafkaError>], Never>, [Result<KafkaDeliveryReport, KafkaError>])? in
+            for r in reports where r.index < topics.count && s.results[r.index] == nil {
+                s.results[r.index] = r.error.map { .failure($0) } ?? .success(KafkaDeliveryReport(topic: topics[r.index], partition: r.partition, offset: r.offset))
+                s.remaining -= 1
+            }
+            guard s.remaining == 0, let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return (waiter, s.results.compactMap { $0 })  // remaining == 0: every slot is filled
         }
+        if let (waiter, results) = resume { waiter.resume(returning: results) }
+    }
+
+    struct DeliveryReport {
+        var index: Int
+        var partition: Int32
+        var offset: Int64
+        var error: KafkaError?
     }
 
     func complete(index: Int, result: Result<KafkaDeliveryReport, KafkaError>) {
@@ -232,9 +246,29 @@ final class ProducerContext: RDKafkaClientContext, @unchecked Sendable {
 
     func unregister(batchID: UInt) { _ = batches.withLock { $0.entries.removeValue(forKey: batchID) } }
 
-    func deliveryReport(opaque: UInt, partition: Int32, offset: Int64, error: KafkaError?) {
-        guard let collector = batches.withLock({ $0.entries[opaque >> 32] }) else { return }
-        collector.delivered(index: Int(opaque & 0xFFFF_FFFF), partition: partition, offset: offset, error: error)
+    /// Waits up to `timeoutMs` for the next event on the main queue; a delivery-report event's
+    /// messages go to their batches' collectors, grouped so that each collector is locked once.
+    func serveDeliveryReports(_ rk: OpaquePointer, timeoutMs: Int32) {
+        guard let queue = rd_kafka_queue_get_main(rk) else { return }
+        defer { rd_kafka_queue_destroy(queue) }
+        guard let event = rd_kafka_queue_poll(queue, timeoutMs) else { return }
+        defer { rd_kafka_event_destroy(event) }
+        guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_DR else { return serveClientEvent(rk, event) }
+        var byBatch: [UInt: [BatchCollector.DeliveryReport]] = [:]
+        var messages = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
+        while true {
+            let n = messages.withUnsafeMutableBufferPointer { rd_kafka_event_message_array(event, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            for i in 0..<n {
+                guard let m = messages[i]?.pointee else { continue }
+                let opaque = UInt(bitPattern: m._private)
+                let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil
+                    : KafkaError(m.err, context: "Delivery to \(m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?") failed")
+                byBatch[opaque >> 32, default: []].append(.init(index: Int(opaque & 0xFFFF_FFFF), partition: m.partition, offset: m.offset, error: error))
+            }
+        }
+        let collectors = batches.withLock { state in byBatch.keys.compactMap { id in state.entries[id].map { (id, $0) } } }
+        for (id, collector) in collectors { collector.delivered(byBatch[id] ?? []) }
     }
 
     func failAll(_ error: KafkaError) {
@@ -243,10 +277,3 @@ final class ProducerContext: RDKafkaClientContext, @unchecked Sendable {
     }
 }
 
-private func rdkafkaDeliveryReportCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let context = RDKafkaClientContext.from(rk) as? ProducerContext, let message else { return }
-    let m = message.pointee
-    let error = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil
-        : KafkaError(m.err, context: "Delivery to \(m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?") failed")
-    context.deliveryReport(opaque: UInt(bitPattern: m._private), partition: m.partition, offset: m.offset, error: error)
-}

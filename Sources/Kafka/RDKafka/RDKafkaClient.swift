@@ -140,6 +140,27 @@ private func rdkafkaStatisticsCallback(_ rk: OpaquePointer?, _ json: UnsafeMutab
     return 0  // librdkafka frees the JSON.
 }
 
+/// Serves an event that is not a delivery report (a producer that takes its delivery reports as
+/// events gets its logs, errors and statistics as events too) the way the callbacks would.
+func serveClientEvent(_ rk: OpaquePointer, _ event: OpaquePointer) {
+    switch rd_kafka_event_type(event) {
+    case RD_KAFKA_EVENT_LOG:
+        var facility: UnsafePointer<CChar>?
+        var text: UnsafePointer<CChar>?
+        var level: Int32 = 7
+        if rd_kafka_event_log(event, &facility, &text, &level) == 0 { rdkafkaLogCallback(rk, level, facility, text) }
+    case RD_KAFKA_EVENT_ERROR:
+        rdkafkaErrorCallback(rk, rd_kafka_event_error(event).rawValue, rd_kafka_event_error_string(event), nil)
+    case RD_KAFKA_EVENT_STATS:
+        if let json = rd_kafka_event_stats(event) {
+            let context = RDKafkaClientContext.from(rk)
+            context?.statistics.record(json: Data(bytes: json, count: strlen(json)))
+        }
+    default:
+        break
+    }
+}
+
 /// Copies a C array of headers into Swift values.
 func rdkafkaHeaders(of message: UnsafePointer<rd_kafka_message_t>) -> [KafkaHeader] {
     var hdrs: OpaquePointer?
