@@ -67,13 +67,14 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
-    case throughput, lockout, ingest, ratelimit, kafka, webhooks, reconcile
+    case throughput, lockout, lockoutSteady = "lockout-steady", ingest, ratelimit, kafka, webhooks, reconcile
 
     func run(report: BenchReport, store: BenchStore, logger: Logger) async throws {
         let pipeline = PipelineBenchmarks(logger: logger, store: store)
         switch self {
         case .throughput: try await pipeline.throughput(report: report)
         case .lockout: try await pipeline.lockout(report: report)
+        case .lockoutSteady: try await pipeline.lockoutSteady(report: report)
         case .ingest: try await pipeline.ingest(report: report)
         case .ratelimit: try await pipeline.ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)

@@ -74,29 +74,25 @@ struct PipelineBenchmarks {
     }
 
     /// 5,000 hires queued behind a 100 req/s, 20 ms Duo; 5 s later 50 terminations of provisioned users.
+    /// 50 leavers, provisioned through the worker first (as in production, the worker knows
+    /// their Duo ids), terminated together behind a backlog of 5,000 hires; Duo at 100 req/s with
+    /// 20 ms latency. The floor is 50 calls at 100 req/s: 500 ms.
     func lockout(report: BenchReport) async throws {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 100
         faults.latencyMs = 20
         let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
-        _ = env.emulator.directory.seed(users: (0..<50).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com", groups: ["Sales"]) }, groups: [])
         try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
+        try await provisionLeavers(env, count: 50)
         progress("publishing 5,000 hires")
         try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
         try await Task.sleep(for: .seconds(5))
-        let terminations = try (0..<50).map { try BenchEnvironment.event("terminated", "L\($0)", seq: 1, extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"]) }
+        let terminations = try (0..<50).map { try BenchEnvironment.event("terminated", "L\($0)", seq: 2) }
         let published = Date()
         progress("publishing 50 terminations")
         try await env.publish(terminations)
-        let deadline = ContinuousClock.now + .seconds(300)
-        var disabledAt: [String: Int64] = [:]
-        while disabledAt.count < 50 && ContinuousClock.now < deadline {
-            for entry in env.emulator.directory.journal() where entry.operation == "modify_user" {
-                if let u = entry.user, u.username.hasPrefix("leaver"), u.status == .disabled, disabledAt[u.username] == nil { disabledAt[u.username] = entry.timestampMs }
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        guard disabledAt.count == 50, let lastDisable = disabledAt.values.max() else { throw BenchError("Only \(disabledAt.count) of 50 leavers were disabled") }
+        let disabledAt = try await waitForLockouts(env, leavers: Set((0..<50).map { "leaver\($0)" }), after: 0)
+        guard let lastDisable = disabledAt.values.max() else { throw BenchError("No leaver was disabled") }
         let hiresDone = env.emulator.directory.journal().filter { $0.operation == "create_user" && $0.timestampMs <= lastDisable }.count
         let latencies = disabledAt.values.map { Double($0) - published.timeIntervalSince1970 * 1000 }.sorted()
         report.record("lockout", "p50_ms", percentile(latencies, 50), "ms")
@@ -105,6 +101,65 @@ struct PipelineBenchmarks {
         report.record("lockout", "max_ms", latencies.last ?? .nan, "ms")
         report.record("lockout", "hires_pending", Double(5000 - hiresDone), "hires")
         await env.shutdown()
+    }
+
+    /// One termination every 200 ms while a backlog of 5,000 hires drains (Duo at 100 req/s,
+    /// 20 ms latency): publish to disabled, per leaver.
+    func lockoutSteady(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 100
+        faults.latencyMs = 20
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
+        try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
+        let count = 50
+        try await provisionLeavers(env, count: count)
+        progress("publishing 5,000 hires")
+        try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
+        try await Task.sleep(for: .seconds(3))
+        let after = env.emulator.directory.journal().last?.sequence ?? 0
+        progress("publishing one termination every 200 ms")
+        var publishedAt: [String: Double] = [:]
+        for i in 0..<count {
+            publishedAt["leaver\(i)"] = Date().timeIntervalSince1970 * 1000
+            try await env.publish([try BenchEnvironment.event("terminated", "L\(i)", seq: 2)])
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let disabledAt = try await waitForLockouts(env, leavers: Set(publishedAt.keys), after: after)
+        let latencies = disabledAt.map { Double($0.value) - (publishedAt[$0.key] ?? 0) }.sorted()
+        report.record("lockout_steady", "p50_ms", percentile(latencies, 50), "ms")
+        report.record("lockout_steady", "p99_ms", percentile(latencies, 99), "ms")
+        report.record("lockout_steady", "max_ms", latencies.last ?? .nan, "ms")
+        await env.shutdown()
+    }
+
+    /// Hires leaver0… through the worker and waits until each is applied, so the worker has
+    /// linked their Duo users.
+    func provisionLeavers(_ env: BenchEnvironment, count: Int) async throws {
+        progress("provisioning \(count) leavers through the worker")
+        try await env.publish(try (0..<count).map {
+            try BenchEnvironment.event("hired", "L\($0)", seq: 1, roles: ["sales"], extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"])
+        })
+        let deadline = ContinuousClock.now + .seconds(120)
+        while env.emulator.directory.allUsers.filter({ $0.username.hasPrefix("leaver") }).count < count {
+            guard ContinuousClock.now < deadline else { throw BenchError("The leavers were not provisioned in time") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // Their commands finish (and link the users) just after the users appear.
+        try await Task.sleep(for: .seconds(2))
+    }
+
+    /// When each leaver's Duo user was disabled (journal entries after `after`).
+    func waitForLockouts(_ env: BenchEnvironment, leavers: Set<String>, after: Int) async throws -> [String: Int64] {
+        let deadline = ContinuousClock.now + .seconds(300)
+        var disabledAt: [String: Int64] = [:]
+        while disabledAt.count < leavers.count && ContinuousClock.now < deadline {
+            for entry in env.emulator.directory.journal(after: after) where entry.operation == "modify_user" {
+                if let u = entry.user, leavers.contains(u.username), u.status == .disabled, disabledAt[u.username] == nil { disabledAt[u.username] = entry.timestampMs }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        guard disabledAt.count == leavers.count else { throw BenchError("Only \(disabledAt.count) of \(leavers.count) leavers were disabled") }
+        return disabledAt
     }
 
     /// 100,000 events consumed, validated and persisted while Duo fails every request.

@@ -26,10 +26,14 @@ public enum ApplyFailure: Error, Sendable, Hashable {
 public struct KnownIdentity: Sendable, Hashable {
     public var userIDs: [String]
     public var usernames: [String]
+    /// The employee's last applied command already locked them out. A termination then reads Duo
+    /// before writing (a replay makes no write); otherwise its first call is the disable.
+    public var lockedOut: Bool
 
-    public init(userIDs: [String] = [], usernames: [String] = []) {
+    public init(userIDs: [String] = [], usernames: [String] = [], lockedOut: Bool = false) {
         self.userIDs = userIDs
         self.usernames = usernames
+        self.lockedOut = lockedOut
     }
 }
 
@@ -51,6 +55,38 @@ public struct CommandApplier: Sendable {
 
     public func apply(_ command: ProvisioningCommand, known: KnownIdentity, directory: some DuoDirectoryPort, ledger: some IdentityLedger,
                       now: Date = Date()) async -> Result<ApplyOutcome, ApplyFailure> {
+        var done: [DuoOperationKind] = []
+        var userID = known.userIDs.first
+        // Lockout first: a leaver whose Duo user is known is disabled with the command's first
+        // call, before any read, so the lockout never waits for one. The rest of the command
+        // (reading Duo, profile and group changes, other linked users, trash or deletion) follows
+        // at normal priority. A linked user Duo no longer has is looked for as usual.
+        if command.desired.terminated, !known.lockedOut, let id = userID {
+            do throws(DirectoryError) {
+                try await directory.updateUser(id: id, DuoUserChanges(status: "disabled"))
+                done.append(.disableUser)
+            } catch where error.isNotFound {
+                // Gone from Duo: the full path below finds the user, if any.
+            } catch {
+                return .failure(.directory(error, operations: done, userID: userID))
+            }
+            if !done.isEmpty {
+                let rest = await directory.afterLockout {
+                    await self.converge(command, known: known, directory: directory, ledger: ledger, now: now)
+                }
+                return rest.map { ApplyOutcome(userID: $0.userID, operations: done + $0.operations, deleteAt: $0.deleteAt) }
+                    .mapError { failure in
+                        guard case .directory(let error, let operations, let id) = failure else { return failure }
+                        return .directory(error, operations: done + operations, userID: id)
+                    }
+            }
+        }
+        return await converge(command, known: known, directory: directory, ledger: ledger, now: now)
+    }
+
+    /// Reads Duo and makes the writes that bring it to the command's desired state.
+    func converge(_ command: ProvisioningCommand, known: KnownIdentity, directory: some DuoDirectoryPort, ledger: some IdentityLedger,
+                  now: Date) async -> Result<ApplyOutcome, ApplyFailure> {
         var done: [DuoOperationKind] = []
         var userID = known.userIDs.first
         let employeeID = command.employeeID

@@ -92,6 +92,8 @@ public struct EmployeeState: Sendable, Hashable, Codable {
     /// Every username the employee has had, the most recent first: a user created under an old
     /// name is found (and renamed) even if its id was never recorded.
     public var knownUsernames: [String]?
+    /// Whether the last command applied for the employee locked them out (a termination).
+    public var lockedOut: Bool?
 
     public init(employeeID: String, lastAccepted: EventOrdering? = nil, desired: DesiredDuoState? = nil, duoUserID: String? = nil) {
         self.employeeID = employeeID

@@ -89,4 +89,11 @@ public protocol DuoDirectoryPort: Sendable {
     func deleteUser(id: String) async throws(DirectoryError)
     func sendToTrash(userID: String) async throws(DirectoryError)
     func restoreFromTrash(userID: String) async throws(DirectoryError)
+    /// Runs what follows a leaver's lockout at normal priority: it must not hold up other
+    /// leavers' lockouts.
+    func afterLockout<T: Sendable>(_ body: @Sendable () async -> T) async -> T
+}
+
+extension DuoDirectoryPort {
+    public func afterLockout<T: Sendable>(_ body: @Sendable () async -> T) async -> T { await body() }
 }

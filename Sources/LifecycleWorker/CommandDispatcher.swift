@@ -42,6 +42,10 @@ public final class CommandDispatcher: Service, Sendable {
         self.outboxWakeup = outboxWakeup
     }
 
+    /// How many terminations may run beyond `worker.max_concurrency`: enough for a burst of
+    /// leavers to have their lockouts queued at once (their calls are what Duo's rate allows).
+    static func terminationSlots(_ maxConcurrency: Int) -> Int { max(maxConcurrency, 64) }
+
     public func run() async throws {
         let recovered = try await store.recoverRunning(owner: configuration.workerID)
         if recovered > 0 { logger.notice("Recovered commands left running by an earlier stop; they run again (applying is idempotent)", metadata: ["count": "\(recovered)"]) }
@@ -62,10 +66,12 @@ public final class CommandDispatcher: Service, Sendable {
                     if free > 0 {
                         claimed = try await store.claimReady(limit: free, now: Date(), atLeast: .normal, lease: configuration.commandLease,
                                                              owner: configuration.workerID)
-                    } else if inFlight.withLock({ $0 }) < maxConcurrency * 2 {
-                        // Terminations do not wait for a slot: up to as many again may run beside a full
-                        // load of other commands, so a leaver is locked out behind any backlog.
-                        claimed = try await store.claimReady(limit: maxConcurrency * 2 - inFlight.withLock { $0 }, now: Date(), atLeast: .termination,
+                    } else if inFlight.withLock({ $0 }) < maxConcurrency + Self.terminationSlots(maxConcurrency) {
+                        // Terminations do not wait for a slot: a burst of them runs beside a full load
+                        // of other commands, each sending its lockout at once at urgent priority, so
+                        // leavers are locked out at Duo's rate whatever the backlog.
+                        claimed = try await store.claimReady(limit: maxConcurrency + Self.terminationSlots(maxConcurrency) - inFlight.withLock { $0 },
+                                                             now: Date(), atLeast: .termination,
                                                              lease: configuration.commandLease, owner: configuration.workerID)
                     }
                 } catch {
@@ -182,7 +188,8 @@ public final class CommandDispatcher: Service, Sendable {
             }
         }
         let knownUserID = state?.duoUserID ?? linked.first
-        let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [])
+        let known = KnownIdentity(userIDs: ([state?.duoUserID].compactMap { $0 } + linked).uniqued(), usernames: state?.knownUsernames ?? [],
+                                  lockedOut: state?.lockedOut ?? false)
         // A leaver's calls go ahead of everything else in the Duo client's queues.
         // Every Duo write is fenced: it goes ahead only while this worker still holds the claim.
         let fenced = FencedDirectory(base: directory, store: store, lease: stored.lease, margin: configuration.commandLease / 4)
@@ -346,6 +353,7 @@ public final class CommandDispatcher: Service, Sendable {
                                        firstFailureAt: stored.firstFailureAt, lastError: nil, now: now)
             if var state = try await tx.employeeState(stored.command.employeeID) {
                 state.duoUserID = outcome.operations.last == .deleteUser ? nil : (outcome.userID ?? state.duoUserID)
+                state.lockedOut = stored.command.desired.terminated
                 try await tx.saveEmployeeState(state)
             }
             // The link follows a rename, so the next employee who wants this username is a conflict

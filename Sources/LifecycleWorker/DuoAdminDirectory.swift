@@ -56,6 +56,11 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
         do { return Self.snapshot(try await client.createUser(Self.fields(changes))) } catch { throw Self.map(error) }
     }
 
+    /// What follows a lockout goes through the client's queues at normal priority.
+    public func afterLockout<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
+        await DuoRequestPriority.$current.withValue(.normal) { await body() }
+    }
+
     public func updateUser(id: String, _ changes: DuoUserChanges) async throws(DirectoryError) {
         do { _ = try await client.modifyUser(id: id, Self.fields(changes)) } catch { throw Self.map(error) }
     }

@@ -28,6 +28,8 @@ struct FencedDirectory: DuoDirectoryPort {
         }
     }
 
+    func afterLockout<T: Sendable>(_ body: @Sendable () async -> T) async -> T { await base.afterLockout(body) }
+
     func user(id: String) async throws(DirectoryError) -> DuoUserSnapshot? { try await base.user(id: id) }
     func user(username: String) async throws(DirectoryError) -> DuoUserSnapshot? { try await base.user(username: username) }
     func groupIDs(named names: Set<String>) async throws(DirectoryError) -> [String: String] { try await base.groupIDs(named: names) }

@@ -118,11 +118,25 @@ struct CommandApplierTests {
         try await client.addUser(user.userID, toGroup: emulator.directory.allGroups.first { $0.name == "Finance" }!.groupID)
         let remover = LifecyclePlanner(mapping: mapping, termination: TerminationPolicy(removeManagedGroups: true))
         guard case .command(let leave, _) = remover.plan(event(.terminated, seq: 2, email: nil), state: state) else { Issue.record("no command"); return }
-        let third = try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: directory, ledger: ledger).get()
+        let recording = RecordingDirectory(base: directory)
+        // As the dispatcher runs a termination: at the Duo client's urgent priority.
+        let third = try await DuoRequestPriority.$current.withValue(.urgent) {
+            try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: recording, ledger: ledger).get()
+        }
         #expect(third.operations.first == .disableUser)
+        #expect(recording.calls.first == "updateUser(status: disabled) urgent", "the lockout is the first call, before any read: \(recording.calls)")
+        #expect(recording.calls.dropFirst().allSatisfy { !$0.hasSuffix("urgent") }, "what follows the lockout is not urgent: \(recording.calls)")
         #expect(emulator.directory.user(id: user.userID)?.status == .disabled)
         #expect(emulator.directory.user(id: user.userID)?.groups.map(\.name) == ["Finance"])
-        #expect(try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }), directory: directory, ledger: ledger).get().operations == [])
+        // Once a termination has been applied, a replay of it reads first and makes no write.
+        let replay = RecordingDirectory(base: directory)
+        #expect(try await applier.apply(leave, known: KnownIdentity(userIDs: [first.userID].compactMap { $0 }, lockedOut: true), directory: replay, ledger: ledger)
+            .get().operations == [])
+        #expect(!replay.calls.contains { $0.hasPrefix("updateUser") })
+        // A linked user Duo no longer has: the lockout-first write fails with not found, and the
+        // leaver is looked for by username as usual (here: nobody left to lock out).
+        let gone = try await applier.apply(leave, known: KnownIdentity(userIDs: ["DUNOSUCHUSER00000000"]), directory: directory, ledger: ledger).get()
+        #expect(gone.operations == [], "\(gone.operations)")
 
         try await client.shutdown()
         await emulator.stop()
@@ -139,4 +153,29 @@ final class MemoryLedger: IdentityLedger {
             return nil
         }
     }
+}
+
+/// Records the calls made through it, marking those made at the Duo client's urgent priority.
+final class RecordingDirectory: DuoDirectoryPort, Sendable {
+    let base: DuoAdminDirectory
+    private let log = Mutex<[String]>([])
+    init(base: DuoAdminDirectory) { self.base = base }
+    var calls: [String] { log.withLock { $0 } }
+    private func note(_ call: String) { log.withLock { $0.append(call + (DuoRequestPriority.current == .urgent ? " urgent" : "")) } }
+
+    func afterLockout<T: Sendable>(_ body: @Sendable () async -> T) async -> T { await base.afterLockout(body) }
+    func user(id: String) async throws(DirectoryError) -> DuoUserSnapshot? { note("user(id)"); return try await base.user(id: id) }
+    func user(username: String) async throws(DirectoryError) -> DuoUserSnapshot? { note("user(username)"); return try await base.user(username: username) }
+    func groupIDs(named names: Set<String>) async throws(DirectoryError) -> [String: String] { note("groupIDs"); return try await base.groupIDs(named: names) }
+    func createUser(_ changes: DuoUserChanges) async throws(DirectoryError) -> DuoUserSnapshot { note("createUser"); return try await base.createUser(changes) }
+    func updateUser(id: String, _ changes: DuoUserChanges) async throws(DirectoryError) {
+        note("updateUser\(changes.status.map { "(status: \($0))" } ?? "")")
+        try await base.updateUser(id: id, changes)
+    }
+    func createGroup(name: String) async throws(DirectoryError) -> String { note("createGroup"); return try await base.createGroup(name: name) }
+    func addUser(_ userID: String, toGroup groupID: String) async throws(DirectoryError) { note("addUser"); try await base.addUser(userID, toGroup: groupID) }
+    func removeUser(_ userID: String, fromGroup groupID: String) async throws(DirectoryError) { note("removeUser"); try await base.removeUser(userID, fromGroup: groupID) }
+    func deleteUser(id: String) async throws(DirectoryError) { note("deleteUser"); try await base.deleteUser(id: id) }
+    func sendToTrash(userID: String) async throws(DirectoryError) { note("sendToTrash"); try await base.sendToTrash(userID: userID) }
+    func restoreFromTrash(userID: String) async throws(DirectoryError) { note("restoreFromTrash"); try await base.restoreFromTrash(userID: userID) }
 }
