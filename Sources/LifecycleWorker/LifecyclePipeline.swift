@@ -28,7 +28,9 @@ public struct LifecyclePipeline: Sendable {
         consumerTuning(&consumerConfig)
         let kafkaConsumer = try KafkaConsumer(configuration: consumerConfig, logger: logger)
         let relay = OutboxRelay(store: store, producer: producer, retention: configuration.outboxRetention, logger: logger)
-        let dispatcher = CommandDispatcher(store: store, directory: directory, configuration: configuration, logger: logger, outboxWakeup: relay.wakeup)
+        // With one writer (SQLite), commands finishing together share a synced commit.
+        let dispatchStore: any LifecycleStore = store is SQLiteLifecycleStore ? GroupCommitStore(inner: store) : store
+        let dispatcher = CommandDispatcher(store: dispatchStore, directory: directory, configuration: configuration, logger: logger, outboxWakeup: relay.wakeup)
         let ingestor = EventIngestor(store: store, configuration: configuration)
         self.consumer = LifecycleConsumer(consumer: kafkaConsumer, ingestor: ingestor, logger: logger) { summary in
             if summary.commands > 0 { dispatcher.wakeup.signal() }
