@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Lifecycle
+import Synchronization
 
 /// Headers as compact length-prefixed binary: a count, then for each header its name and its
 /// value (length −1 for a null value). Far cheaper than JSON on the ingest path.
@@ -51,7 +52,9 @@ enum HeaderCoding {
 public final class SQLiteLifecycleStore: LifecycleStore {
     private let pool: DatabasePool
     private let writeLock = AsyncWriteLock()
-    private let namedLock = AsyncWriteLock()
+    /// One lock per name: a long holder of one (a scheduled reconcile) never blocks another (a
+    /// hire creating its Duo group). Names are few (`reconcile`, `duo-group:<name>`), so they stay.
+    private let namedLocks = Mutex<[String: AsyncWriteLock]>([:])
     public let path: String
     private static var encoder: JSONEncoder { StateCoding.encoder }
     private static var decoder: JSONDecoder { StateCoding.decoder }
@@ -192,7 +195,13 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         // One process per SQLite file: a lock in this process is a lock for every worker.
-        try await namedLock.withLock { try await body() }
+        let lock = namedLocks.withLock { locks in
+            if let lock = locks[name] { return lock }
+            let lock = AsyncWriteLock()
+            locks[name] = lock
+            return lock
+        }
+        return try await lock.withLock { try await body() }
     }
 
     public func recoverRunning(owner: String) async throws -> Int {

@@ -238,6 +238,38 @@ struct StoreTests {
         for store in stores { await store.close() }
     }
 
+    @Test("SQLite named locks are per name: a long holder of one (a scheduled reconcile) does not block another (a group creation); the same name waits")
+    func sqliteNamedLocksArePerName() async throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        let release = AsyncStream<Void>.makeStream()
+        let holding = AsyncStream<Void>.makeStream()
+        let reconcile = Task {
+            try await store.withExclusiveLock("reconcile") {
+                holding.continuation.yield()
+                for await _ in release.stream { break }
+            }
+        }
+        for await _ in holding.stream { break }
+        // Another name goes ahead at once (checked without waiting on it, so a failure cannot hang).
+        let otherDone = Mutex(false)
+        let other = Task { try await store.withExclusiveLock("duo-group:Engineering") {}; otherDone.withLock { $0 = true } }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !otherDone.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(otherDone.withLock { $0 }, "a different name is not blocked")
+        // The same name waits for the holder.
+        let second = Task { () -> ContinuousClock.Instant in
+            try await store.withExclusiveLock("reconcile") {}
+            return ContinuousClock.now
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let releasedAt = ContinuousClock.now
+        release.continuation.yield()
+        try await reconcile.value
+        #expect(try await second.value >= releasedAt, "the same name waits until the holder releases it")
+        try await other.value
+        await store.close()
+    }
+
     @Test("PostgreSQL named lock: holders on two replicas never overlap, one that works past a renewal period keeps it, and a released lock is free at once")
     func namedLockIsExclusive() async throws {
         let database = try await TestPostgres.freshDatabase()
