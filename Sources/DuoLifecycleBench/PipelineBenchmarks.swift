@@ -46,6 +46,26 @@ struct PipelineBenchmarks {
         await env.shutdown()
     }
 
+    /// 2,000 hires against a Duo that answers in 50 ms, with the worker's default concurrency
+    /// (`duo.max_concurrency: 8`) and no client-side rate limit: what latency alone allows.
+    func latency(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.latencyMs = 50
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
+        let messages = try (0..<2000).map { try BenchEnvironment.event("hired", "S\($0)", seq: 1, roles: $0 % 2 == 0 ? ["engineering"] : ["sales"]) }
+        progress("publishing \(messages.count) hires")
+        try await env.publish(messages)
+        try await env.startWorker(requestsPerSecond: 100_000, maxConcurrency: 8)
+        let results = try await env.awaitResults(count: messages.count, timeout: .seconds(600))
+        await env.stopWorker()
+        guard let first = results.map(\.receivedAt).min(), let last = results.map(\.publishedMs).max() else { throw BenchError("No results arrived") }
+        let seconds = Double(last) / 1000 - first.timeIntervalSince1970
+        let calls = env.emulator.counters.values.flatMap(\.values).reduce(0, +)
+        report.record("latency", "events_per_s", Double(messages.count) / seconds, "events/s")
+        report.record("latency", "duo_calls_per_event", Double(calls) / Double(messages.count), "calls")
+        await env.shutdown()
+    }
+
     /// Requests/s the emulator serves to a tight client loop (signed GETs, 16 at a time, 5 s).
     func emulatorCeiling(_ env: BenchEnvironment) async throws -> Double {
         var config = DuoAdminConfiguration(endpoint: .url(env.stack.emulatorURL), integrationKey: env.stack.options.integrationKey,
