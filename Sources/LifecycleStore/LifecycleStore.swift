@@ -350,3 +350,44 @@ public struct DuoLink: Sendable, Hashable {
         self.username = username
     }
 }
+
+/// A store that passes every call to another: a wrapper implements only what it changes.
+public protocol ForwardingLifecycleStore: LifecycleStore {
+    var inner: any LifecycleStore { get }
+}
+
+extension ForwardingLifecycleStore {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
+        try await inner.write(body)
+    }
+    public func recoverRunning(owner: String) async throws -> Int { try await inner.recoverRunning(owner: owner) }
+    public func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner: String) async throws -> [StoredCommand] {
+        try await inner.claimReady(limit: limit, now: now, atLeast: priority, lease: lease, owner: owner)
+    }
+    public func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64> {
+        try await inner.renewLeases(leases, until: until, now: now)
+    }
+    public func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
+        try await inner.holdsLease(lease, now: now, margin: margin)
+    }
+    public func nextReadyAt() async throws -> Date? { try await inner.nextReadyAt() }
+    public func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
+        try await inner.unsentOutbox(limit: limit, now: now, claimFor: claimFor)
+    }
+    public func markSent(_ ids: [Int64], at: Date) async throws { try await inner.markSent(ids, at: at) }
+    public func park(_ id: Int64, reason: String, at: Date) async throws { try await inner.park(id, reason: reason, at: at) }
+    public func purgeSent(before cutoff: Date) async throws -> Int { try await inner.purgeSent(before: cutoff) }
+    public func purgeFinished(before cutoff: Date) async throws -> Int { try await inner.purgeFinished(before: cutoff) }
+    public func statistics(now: Date) async throws -> StoreStatistics { try await inner.statistics(now: now) }
+    public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
+        try await inner.deadLetterOriginal(topic: topic, partition: partition, offset: offset)
+    }
+    public func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        try await inner.withExclusiveLock(name, body)
+    }
+    public func allCommands() async throws -> [StoredCommand] { try await inner.allCommands() }
+    public func allEmployeeStates() async throws -> [EmployeeState] { try await inner.allEmployeeStates() }
+    public func allDuoLinks() async throws -> [DuoLink] { try await inner.allDuoLinks() }
+    public func auditLog(limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(limit: limit) }
+    public func close() async { await inner.close() }
+}

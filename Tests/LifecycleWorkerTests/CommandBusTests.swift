@@ -448,41 +448,12 @@ final class CountingStore: Sendable {
 
     func wrap(_ inner: any LifecycleStore) -> any LifecycleStore { Counted(inner: inner, owner: self) }
 
-    struct Counted: LifecycleStore {
+    struct Counted: ForwardingLifecycleStore {
         let inner: any LifecycleStore
         let owner: CountingStore
-        func write<T: Sendable>(_ body: @escaping @Sendable (any LifecycleStoreTransaction) async throws -> T) async throws -> T {
-            try await inner.write(body)
-        }
-        func recoverRunning(owner: String) async throws -> Int { try await inner.recoverRunning(owner: owner) }
         func claimReady(limit: Int, now: Date, atLeast priority: CommandPriority, lease: Duration, owner worker: String) async throws -> [StoredCommand] {
             owner.claims.withLock { $0 += 1 }
             return try await inner.claimReady(limit: limit, now: now, atLeast: priority, lease: lease, owner: worker)
-        }
-        func renewLeases(_ leases: [CommandLease], until: Date, now: Date) async throws -> Set<Int64> {
-            try await inner.renewLeases(leases, until: until, now: now)
-        }
-        func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
-            try await inner.holdsLease(lease, now: now, margin: margin)
-        }
-        func nextReadyAt() async throws -> Date? { try await inner.nextReadyAt() }
-        func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
-            try await inner.unsentOutbox(limit: limit, now: now, claimFor: claimFor)
-        }
-        func markSent(_ ids: [Int64], at: Date) async throws { try await inner.markSent(ids, at: at) }
-        func park(_ id: Int64, reason: String, at: Date) async throws { try await inner.park(id, reason: reason, at: at) }
-        func purgeSent(before cutoff: Date) async throws -> Int { try await inner.purgeSent(before: cutoff) }
-        func purgeFinished(before cutoff: Date) async throws -> Int { try await inner.purgeFinished(before: cutoff) }
-        func statistics(now: Date) async throws -> StoreStatistics { try await inner.statistics(now: now) }
-        func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
-            try await inner.deadLetterOriginal(topic: topic, partition: partition, offset: offset)
-        }
-        func allCommands() async throws -> [StoredCommand] { try await inner.allCommands() }
-        func allEmployeeStates() async throws -> [EmployeeState] { try await inner.allEmployeeStates() }
-        func allDuoLinks() async throws -> [DuoLink] { try await inner.allDuoLinks() }
-        func auditLog(limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(limit: limit) }
-        func withExclusiveLock<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
-            try await inner.withExclusiveLock(name, body)
         }
     }
 }
