@@ -324,8 +324,12 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                     let tp = TopicPartition(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
                     list.pointee.elems[i].offset = delivered[tp].map { $0 + 1 } ?? Int64(RD_KAFKA_OFFSET_STORED)
                 }
-                if let error = rd_kafka_seek_partitions(rk, list, 5000) {
-                    throw KafkaError(consuming: error, context: "Seek before resume failed")
+                // A seek only times out when librdkafka's threads are starved (a loaded machine);
+                // it is idempotent, so it is tried again before the resume is given up.
+                for attempt in 1...3 {
+                    guard let error = rd_kafka_seek_partitions(rk, list, 5000) else { break }
+                    let failure = KafkaError(consuming: error, context: "Seek before resume failed")
+                    guard failure.code == .timedOut, attempt < 3 else { throw failure }
                 }
             }
             let err = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
