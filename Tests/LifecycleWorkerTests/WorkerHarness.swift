@@ -157,7 +157,14 @@ final class WorkerHarness: Sendable {
     func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await !condition() {
-            if ContinuousClock.now > deadline { throw HarnessTimeout(what: what) }
+            if ContinuousClock.now > deadline {
+                // What the store held then, to tell a slow machine from a stuck command.
+                let held = ((try? await commands()) ?? []).suffix(20).map {
+                    "\($0.id) \($0.command.employeeID) \($0.command.eventType.rawValue) \($0.state.rawValue) attempts \($0.attempts) "
+                        + "next \(RFC3339.format($0.nextAttemptAt))\($0.lastError.map { " error \($0)" } ?? "")"
+                }
+                throw HarnessTimeout(what: "\(what) (now \(RFC3339.format(Date())); commands: \(held.joined(separator: "; ")))")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
