@@ -98,15 +98,7 @@ struct PipelineBenchmarks {
     /// their Duo ids), terminated together behind a backlog of 5,000 hires; Duo at 100 req/s with
     /// 20 ms latency. The floor is 50 calls at 100 req/s: 500 ms.
     func lockout(report: BenchReport) async throws {
-        var faults = DuoEmulatorFaults()
-        faults.rateLimit = 100
-        faults.latencyMs = 20
-        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
-        try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
-        try await provisionLeavers(env, count: 50)
-        progress("publishing 5,000 hires")
-        try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
-        try await Task.sleep(for: .seconds(5))
+        let env = try await lockoutEnvironment(leavers: 50, settle: .seconds(5))
         let terminations = try (0..<50).map { try BenchEnvironment.event("terminated", "L\($0)", seq: 2) }
         let published = Date()
         progress("publishing 50 terminations")
@@ -126,16 +118,8 @@ struct PipelineBenchmarks {
     /// One termination every 200 ms while a backlog of 5,000 hires drains (Duo at 100 req/s,
     /// 20 ms latency): publish to disabled, per leaver.
     func lockoutSteady(report: BenchReport) async throws {
-        var faults = DuoEmulatorFaults()
-        faults.rateLimit = 100
-        faults.latencyMs = 20
-        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
-        try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
         let count = 50
-        try await provisionLeavers(env, count: count)
-        progress("publishing 5,000 hires")
-        try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
-        try await Task.sleep(for: .seconds(3))
+        let env = try await lockoutEnvironment(leavers: count, settle: .seconds(3))
         let after = env.emulator.directory.journal().last?.sequence ?? 0
         progress("publishing one termination every 200 ms")
         var publishedAt: [String: Double] = [:]
@@ -150,6 +134,21 @@ struct PipelineBenchmarks {
         report.record("lockout_steady", "p99_ms", percentile(latencies, 99), "ms")
         report.record("lockout_steady", "max_ms", latencies.last ?? .nan, "ms")
         await env.shutdown()
+    }
+
+    /// Duo at 100 req/s with 20 ms latency, a worker, `leavers` leavers provisioned through it,
+    /// then a backlog of 5,000 hires published and left to start for `settle`.
+    func lockoutEnvironment(leavers: Int, settle: Duration) async throws -> BenchEnvironment {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 100
+        faults.latencyMs = 20
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
+        try await env.startWorker(requestsPerSecond: 100, maxConcurrency: 8)
+        try await provisionLeavers(env, count: leavers)
+        progress("publishing 5,000 hires")
+        try await env.publish(try (0..<5000).map { try BenchEnvironment.event("hired", "H\($0)", seq: 1, roles: ["sales"]) })
+        try await Task.sleep(for: settle)
+        return env
     }
 
     /// Hires leaver0… through the worker and waits until each is applied, so the worker has

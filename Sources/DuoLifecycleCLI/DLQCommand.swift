@@ -105,13 +105,8 @@ struct DLQCommand: AsyncParsableCommand {
         init(_ m: KafkaConsumerMessage) { message = m }
 
         /// Where the dead letter's record came from: from our headers or from Spring's.
-        var origin: DeadLetterOrigin? { DeadLetterOrigin { message.headers.first(named: $0)?.value } }
-
-        var eventID: String? {
-            if let id = message.headers[string: "ce_id"] { return id }
-            let json = message.value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any]
-            return json?["id"] as? String
-        }
+        var origin: DeadLetterOrigin? { message.deadLetterOrigin }
+        var eventID: String? { message.cloudEventID }
 
         var json: [String: Any] {
             var o: [String: Any] = [

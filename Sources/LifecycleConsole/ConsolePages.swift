@@ -99,10 +99,8 @@ extension ConsoleServer {
     struct Letter {
         let message: KafkaConsumerMessage
         var id: String { "\(message.partition)/\(message.offset)" }
-        var origin: DeadLetterOrigin? { DeadLetterOrigin { message.headers.first(named: $0)?.value } }
-        var eventID: String? {
-            message.headers[string: "ce_id"] ?? (message.value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any])?["id"] as? String
-        }
+        var origin: DeadLetterOrigin? { message.deadLetterOrigin }
+        var eventID: String? { message.cloudEventID }
         var employee: String? { message.key.map { String(decoding: $0, as: UTF8.self) } }
         var reason: String { message.headers[string: "dlq-reason"] ?? message.headers[string: DeadLetterOrigin.Name.exceptionFQCN] ?? "-" }
         var error: String { message.headers[string: DeadLetterOrigin.Name.exceptionMessage] ?? "" }

@@ -16,8 +16,7 @@ public enum DeadLetterReplay {
     /// `dlq-edited` when known), to the original topic or `topic`.
     public static func message(for letter: KafkaConsumerMessage, value: [UInt8]?, topic: String? = nil, at: Date = Date(),
                                by actor: String? = nil, edited: Bool = false) throws -> KafkaProducerMessage {
-        let origin = DeadLetterOrigin { letter.headers.first(named: $0)?.value }
-        guard let destination = topic ?? origin?.topic ?? letter.headers[string: DeadLetterOrigin.Name.topic] else {
+        guard let destination = topic ?? letter.deadLetterOrigin?.topic ?? letter.headers[string: DeadLetterOrigin.Name.topic] else {
             throw NoDestination(offset: letter.offset)
         }
         var headers = letter.headers.filter { !DeadLetterOrigin.isDeadLetterHeader($0.key) }
@@ -37,5 +36,17 @@ public enum DeadLetterReplay {
         case .success: return nil
         case .failure(let rejection): return "\(rejection.path): \(rejection.message)"
         }
+    }
+}
+
+extension KafkaConsumerMessage {
+    /// Where this dead letter's record came from: from our headers or from Spring's.
+    public var deadLetterOrigin: DeadLetterOrigin? { DeadLetterOrigin { headers.first(named: $0)?.value } }
+
+    /// The CloudEvents id of the event in this record: the `ce_id` header, or a structured
+    /// event's `id`.
+    public var cloudEventID: String? {
+        if let id = headers[string: "ce_id"] { return id }
+        return (value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) } as? [String: Any])?["id"] as? String
     }
 }

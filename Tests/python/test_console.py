@@ -161,7 +161,9 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     browser.find_element(By.XPATH, "//button[normalize-space()='Replay 1 dead letter(s)']").click()
     WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "Replayed 1 dead letter(s)."))
     shot(browser, "06-replayed")
-    user = wait_until("E666's Duo user", lambda: next((u for u in emulator_users(console) if u.get("email") == "e666@example.com"), None))
+    # The user is created first and given its groups right after: wait for the whole command.
+    user = wait_until("E666's Duo user with its groups", lambda: next(
+        (u for u in emulator_users(console) if u.get("email") == "e666@example.com" and len(u["groups"]) == 2), None))
     assert user["status"] == "active" and sorted(g["name"] for g in user["groups"]) == ["Engineering", "VPN"]
     outcomes = wait_until("the replayed event's result",
                           lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
