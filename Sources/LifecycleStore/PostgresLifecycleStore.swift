@@ -312,7 +312,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func appliedMigrations() async throws -> [Int] {
         try await client.withConnection { conn in
             var versions: [Int] = []
-            for try await v in try await conn.query("SELECT version FROM duo_lifecycle_migrations ORDER BY version", logger: logger).decode(Int.self) {
+            for try await v in try await conn.checkedQuery("SELECT version FROM duo_lifecycle_migrations ORDER BY version", logger: logger).decode(Int.self) {
                 versions.append(v)
             }
             return versions
@@ -321,23 +321,23 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     private func migrate() async throws {
         try await client.withConnection { conn in
-            _ = try await conn.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
+            _ = try await conn.checkedQuery("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
             do {
-                _ = try await conn.query("""
+                _ = try await conn.checkedQuery("""
                     CREATE TABLE IF NOT EXISTS duo_lifecycle_migrations (
                         version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                     """, logger: logger).collect()
                 var applied = Set<Int>()
-                for try await v in try await conn.query("SELECT version FROM duo_lifecycle_migrations", logger: logger).decode(Int.self) {
+                for try await v in try await conn.checkedQuery("SELECT version FROM duo_lifecycle_migrations", logger: logger).decode(Int.self) {
                     applied.insert(v)
                 }
                 for migration in Self.migrations where !applied.contains(migration.version) {
-                    _ = try await conn.query("BEGIN", logger: logger).collect()
+                    _ = try await conn.checkedQuery("BEGIN", logger: logger).collect()
                     do {
-                        for statement in migration.sql { _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect() }
-                        _ = try await conn.query("INSERT INTO duo_lifecycle_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                        for statement in migration.sql { _ = try await conn.checkedQuery(PostgresQuery(unsafeSQL: statement), logger: logger).collect() }
+                        _ = try await conn.checkedQuery("INSERT INTO duo_lifecycle_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
                                                  logger: logger).collect()
-                        _ = try await conn.query("COMMIT", logger: logger).collect()
+                        _ = try await conn.checkedQuery("COMMIT", logger: logger).collect()
                     } catch {
                         await Self.rollback(conn, after: error, logger: logger)
                         throw error
@@ -345,10 +345,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
                     logger.info("Store migrated", metadata: ["version": "\(migration.version)", "migration": "\(migration.name)"])
                 }
             } catch {
-                _ = try? await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+                _ = try? await conn.checkedQuery("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
                 throw error
             }
-            _ = try await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+            _ = try await conn.checkedQuery("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
         }
     }
 
@@ -362,10 +362,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
     private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = logger
         return try await bounded { client in try await client.withConnection { conn in
-            _ = try await conn.query("BEGIN", logger: logger).collect()
+            _ = try await conn.checkedQuery("BEGIN", logger: logger).collect()
             do {
                 let result = try await body(conn)
-                _ = try await conn.query("COMMIT", logger: logger).collect()
+                _ = try await conn.checkedQuery("COMMIT", logger: logger).collect()
                 return result
             } catch {
                 await Self.rollback(conn, after: error, logger: logger)
@@ -388,7 +388,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         if connectionLost || conn.isClosed {
             try? await conn.close()
         } else {
-            _ = try? await conn.query("ROLLBACK", logger: logger).collect()
+            _ = try? await conn.checkedQuery("ROLLBACK", logger: logger).collect()
         }
     }
 
@@ -429,7 +429,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
                     let until = Date().addingTimeInterval(lease / .seconds(1)).timeIntervalSince1970
                     do {
                         let renewed = try await run { conn in
-                            try await conn.query("""
+                            try await conn.checkedQuery("""
                                 UPDATE named_locks SET expires_at = \(until) WHERE name = \(name) AND token = \(token) RETURNING token
                                 """, logger: self.logger).collect().count
                         }
@@ -445,7 +445,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
             // Released by expiring it; the token only ever grows, so a stale holder's release
             // can never end a later holder's lock.
             _ = try? await run { conn in
-                try await conn.query("UPDATE named_locks SET expires_at = 0 WHERE name = \(name) AND token = \(token)",
+                try await conn.checkedQuery("UPDATE named_locks SET expires_at = 0 WHERE name = \(name) AND token = \(token)",
                                      logger: self.logger).collect()
             }
             return try result.get()
@@ -458,7 +458,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
             let now = Date()
             let until = now.addingTimeInterval(Self.namedLockLease / .seconds(1)).timeIntervalSince1970
             let token: Int64? = try await run { conn in
-                try await conn.query("""
+                try await conn.checkedQuery("""
                     INSERT INTO named_locks (name, token, expires_at) VALUES (\(name), 1, \(until))
                     ON CONFLICT (name) DO UPDATE SET token = named_locks.token + 1, expires_at = EXCLUDED.expires_at
                     WHERE named_locks.expires_at < \(now.timeIntervalSince1970)
@@ -472,7 +472,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     public func recoverRunning(owner: String) async throws -> Int {
         try await run { conn in
-            try await conn.query("""
+            try await conn.checkedQuery("""
                 UPDATE commands SET state = 'pending', lease_owner = NULL, updated_at = \(Date().timeIntervalSince1970)
                 WHERE state = 'running' AND lease_owner = \(owner) RETURNING id
                 """, logger: self.logger).collect().count
@@ -483,7 +483,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         let t = now.timeIntervalSince1970
         return try await inTransaction { conn in
             // Ready rows, most urgent first, skipping rows another replica is claiming right now.
-            let rows = try await conn.query("""
+            let rows = try await conn.checkedQuery("""
                 SELECT * FROM commands c
                 WHERE c.priority <= \(Int64(priority.rawValue))
                   AND ((c.state IN ('pending', 'retry') AND c.next_attempt_at <= \(t)
@@ -502,17 +502,17 @@ public final class PostgresLifecycleStore: LifecycleStore {
                 // Another replica claiming this employee's commands right now holds the lock: skip
                 // it. Holding it, look again with a fresh snapshot: a claim committed since the
                 // query above shows up now.
-                let locked = try await conn.query("SELECT pg_try_advisory_xact_lock(hashtextextended(\(employee), 7))", logger: self.logger)
+                let locked = try await conn.checkedQuery("SELECT pg_try_advisory_xact_lock(hashtextextended(\(employee), 7))", logger: self.logger)
                     .collect().first?.decode(Bool.self) ?? false
                 guard locked else { continue }
-                let others = try await conn.query("""
+                let others = try await conn.checkedQuery("""
                     SELECT id FROM commands WHERE employee_id = \(employee) AND state = 'running' AND id <> \(command.id)
                     """, logger: self.logger).collect()
                 guard others.isEmpty else { continue }
                 // An expired claim goes before its employee's newer commands; a waiting command
                 // goes only if no older one of its employee is running.
                 let token = (command.leaseToken ?? 0) + 1
-                _ = try await conn.query("""
+                _ = try await conn.checkedQuery("""
                     UPDATE commands SET state = 'running', lease_until = \(t + lease / .seconds(1)), lease_token = \(token),
                       lease_owner = \(owner), updated_at = \(t) WHERE id = \(command.id)
                     """, logger: self.logger).collect()
@@ -529,7 +529,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         guard !leases.isEmpty else { return [] }
         let renewed = try await run { conn in
             var ids = Set<Int64>()
-            let rows = try await conn.query("""
+            let rows = try await conn.checkedQuery("""
                 UPDATE commands c SET lease_until = \(until.timeIntervalSince1970)
                 FROM unnest(\(leases.map(\.commandID)), \(leases.map(\.token))) AS l(id, token)
                 WHERE c.id = l.id AND c.lease_token = l.token AND c.state = 'running' AND c.lease_until >= \(now.timeIntervalSince1970)
@@ -543,7 +543,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     public func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
         try await run { conn in
-            try await !conn.query("""
+            try await !conn.checkedQuery("""
                 SELECT 1 FROM commands WHERE id = \(lease.commandID) AND state = 'running' AND lease_token = \(lease.token)
                   AND lease_until >= \(now.timeIntervalSince1970 + margin / .seconds(1))
                 """, logger: self.logger).collect().isEmpty
@@ -554,7 +554,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         try await run { conn in
             // Every row stream is read to its end (collect): a stream left part-read would leave its
             // connection mid-query when it goes back to the pool.
-            try await conn.query("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: self.logger)
+            try await conn.checkedQuery("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: self.logger)
                 .collect().first?.decode(Double?.self).map(Date.init(timeIntervalSince1970:))
         }
     }
@@ -562,7 +562,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
         let t = now.timeIntervalSince1970
         return try await run { conn in
-            let rows = try await conn.query("""
+            let rows = try await conn.checkedQuery("""
                 UPDATE outbox SET claimed_until = \(t + claimFor / .seconds(1))
                 WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL AND COALESCE(claimed_until, 0) < \(t)
                              ORDER BY id LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
@@ -583,20 +583,20 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func markSent(_ ids: [Int64], at: Date) async throws {
         guard !ids.isEmpty else { return }
         try await run { conn in
-            _ = try await conn.query("UPDATE outbox SET sent_at = \(at.timeIntervalSince1970) WHERE id = ANY(\(ids))", logger: self.logger).collect()
+            _ = try await conn.checkedQuery("UPDATE outbox SET sent_at = \(at.timeIntervalSince1970) WHERE id = ANY(\(ids))", logger: self.logger).collect()
         }
     }
 
     public func park(_ id: Int64, reason: String, at: Date) async throws {
         try await run { conn in
-            _ = try await conn.query("UPDATE outbox SET parked_at = \(at.timeIntervalSince1970), park_reason = \(reason) WHERE id = \(id)",
+            _ = try await conn.checkedQuery("UPDATE outbox SET parked_at = \(at.timeIntervalSince1970), park_reason = \(reason) WHERE id = \(id)",
                                      logger: self.logger).collect()
         }
     }
 
     public func purgeSent(before cutoff: Date) async throws -> Int {
         try await run { conn in
-            try await conn.query("""
+            try await conn.checkedQuery("""
                 DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(cutoff.timeIntervalSince1970) AND original_value IS NULL RETURNING id
                 """, logger: self.logger).collect().count
         }
@@ -605,12 +605,12 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func purgeFinished(before cutoff: Date) async throws -> Int {
         let t = cutoff.timeIntervalSince1970
         return try await run { conn in
-            var purged = try await conn.query("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: self.logger).collect().count
-            _ = try await conn.query("DELETE FROM guard_disables WHERE at < \(t)", logger: self.logger).collect()
-            purged += try await conn.query("""
+            var purged = try await conn.checkedQuery("DELETE FROM inbox WHERE received_at < \(t) RETURNING 1", logger: self.logger).collect().count
+            _ = try await conn.checkedQuery("DELETE FROM guard_disables WHERE at < \(t)", logger: self.logger).collect()
+            purged += try await conn.checkedQuery("""
                 DELETE FROM commands WHERE state IN ('done', 'dead', 'superseded', 'rejected') AND updated_at < \(t) RETURNING id
                 """, logger: self.logger).collect().count
-            purged += try await conn.query("""
+            purged += try await conn.checkedQuery("""
                 DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < \(t) AND original_value IS NOT NULL RETURNING id
                 """, logger: self.logger).collect().count
             return purged
@@ -620,14 +620,14 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func statistics(now: Date) async throws -> StoreStatistics {
         try await run { conn in
             var byState: [CommandState: Int] = [.pending: 0, .retry: 0, .running: 0]
-            for try await (state, n) in try await conn.query("""
+            for try await (state, n) in try await conn.checkedQuery("""
                 SELECT state, COUNT(*) FROM commands WHERE state IN ('pending', 'retry', 'running') GROUP BY state
                 """, logger: self.logger).decode((String, Int64).self) {
                 if let s = CommandState(rawValue: state) { byState[s] = Int(n) }
             }
             var backlog = 0
             var oldest: Double?
-            for try await (n, min) in try await conn.query("""
+            for try await (n, min) in try await conn.checkedQuery("""
                 SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL
                 """, logger: self.logger).decode((Int64, Double?).self) {
                 backlog = Int(n)
@@ -640,7 +640,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     public func deadLetterOriginal(topic: String, partition: Int32, offset: Int64) async throws -> [UInt8]? {
         try await run { conn in
-            let rows = try await conn.query("""
+            let rows = try await conn.checkedQuery("""
                 SELECT headers, original_value FROM outbox WHERE kind = 'dead_letter' AND original_value IS NOT NULL
                 """, logger: self.logger)
             for row in try await rows.collect() {
@@ -655,12 +655,12 @@ public final class PostgresLifecycleStore: LifecycleStore {
     }
 
     public func allCommands() async throws -> [StoredCommand] {
-        try await run { conn in try await conn.query("SELECT * FROM commands ORDER BY id", logger: self.logger).collect().map(Self.command) }
+        try await run { conn in try await conn.checkedQuery("SELECT * FROM commands ORDER BY id", logger: self.logger).collect().map(Self.command) }
     }
 
     public func allEmployeeStates() async throws -> [EmployeeState] {
         try await run { conn in
-            try await conn.query("SELECT state FROM employees ORDER BY employee_id", logger: self.logger).collect().map {
+            try await conn.checkedQuery("SELECT state FROM employees ORDER BY employee_id", logger: self.logger).collect().map {
                 try Self.decoder.decode(EmployeeState.self, from: try $0.makeRandomAccess()["state"].decode(Data.self))
             }
         }
@@ -668,7 +668,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     public func auditLog(limit: Int) async throws -> [AuditEntry] {
         try await run { conn in
-            try await conn.query("SELECT at, actor, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT \(limit)", logger: self.logger)
+            try await conn.checkedQuery("SELECT at, actor, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT \(limit)", logger: self.logger)
                 .collect().map {
                     let (at, actor, role, action, target, detail) = try $0.decode((Double, String, String, String, String, String).self)
                     return AuditEntry(at: Date(timeIntervalSince1970: at), actor: actor, role: role, action: action, target: target, detail: detail)
@@ -678,7 +678,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     public func allDuoLinks() async throws -> [DuoLink] {
         try await run { conn in
-            try await conn.query("SELECT duo_user_id, employee_id, username FROM duo_links ORDER BY linked_at", logger: self.logger).collect().map {
+            try await conn.checkedQuery("SELECT duo_user_id, employee_id, username FROM duo_links ORDER BY linked_at", logger: self.logger).collect().map {
                 let r = $0.makeRandomAccess()
                 return DuoLink(duoUserID: try r["duo_user_id"].decode(String.self), employeeID: try r["employee_id"].decode(String.self),
                                username: try r["username"].decode(String.self))
@@ -709,7 +709,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func count(_ table: String) async throws -> Int {
         guard ["inbox", "employees", "commands", "outbox", "duo_links"].contains(table) else { throw StoreURLError("no table \(table)") }
         return try await run { conn in
-            Int(try await conn.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: self.logger).collect().first?.decode(Int64.self) ?? 0)
+            Int(try await conn.checkedQuery(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: self.logger).collect().first?.decode(Int64.self) ?? 0)
         }
     }
 
@@ -738,7 +738,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         let logger: Logger
 
         private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-            try await conn.query(query, logger: logger).collect()
+            try await conn.checkedQuery(query, logger: logger).collect()
         }
 
         func inboxContains(source: String, id: String) async throws -> Bool {
@@ -882,6 +882,22 @@ public final class PostgresLifecycleStore: LifecycleStore {
                   \(Date().timeIntervalSince1970), \(m.originalValue.map { Data($0) }))
                 """)
         }
+    }
+}
+
+extension PostgresConnection {
+    /// Sends `query`, failing at once if the server has already closed this connection.
+    ///
+    /// PostgresNIO 1.33 leaves a query sent on a connection the server closed while it sat idle
+    /// waiting forever: for example a transaction the server ended after
+    /// ``PostgresLifecycleStore/idleInTransactionTimeout`` because its process was starved of CPU
+    /// between two statements. Every query of the store goes through here, so such a transaction
+    /// fails with a clear error the caller retries, instead of waiting for the operation deadline.
+    func checkedQuery(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        guard !isClosed else {
+            throw StoreUnavailable("The PostgreSQL server closed this connection (a transaction left idle longer than \(PostgresLifecycleStore.idleInTransactionTimeout) ends so, or the server restarted); the transaction was rolled back")
+        }
+        return try await self.query(query, logger: logger, file: file, line: line)
     }
 }
 

@@ -315,16 +315,28 @@ struct StoreTests {
                 for e in 0..<50 { try await tx.insertCommand(Self.command("E\(e)", priority: round == 3 && e < 10 ? .termination : .normal)) }
             }
         }
-        struct Tally { var running = Set<String>(); var overlaps: [String] = []; var applied: [Int64] = [] }
+        struct Tally { var running = Set<String>(); var overlaps: [String] = []; var applied: [Int64] = []; var retried: [String] = [] }
         final class Shared: Sendable { let tally = Mutex(Tally()) }
         let shared = Shared()
+        // As the dispatcher does, a store call that fails for want of the database (on a loaded
+        // machine the server may end a transaction whose process was starved of CPU) is tried again.
+        @Sendable func retryingUnavailable<T>(_ shared: Shared, _ body: () async throws -> T) async throws -> T {
+            for _ in 0..<4 {
+                do { return try await body() } catch let error as StoreUnavailable {
+                    shared.tally.withLock { $0.retried.append(error.description) }
+                }
+            }
+            return try await body()
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for claimer in 0..<4 {
                 let store = replicas[claimer % 2]
                 group.addTask {
                     var idle = 0
                     while idle < 5 {
-                        let claimed = try await store.claimReady(limit: 4, now: Date(), atLeast: .normal, lease: .seconds(30), owner: "claimer-\(claimer)")
+                        let claimed = try await retryingUnavailable(shared) {
+                            try await store.claimReady(limit: 4, now: Date(), atLeast: .normal, lease: .seconds(30), owner: "claimer-\(claimer)")
+                        }
                         if claimed.isEmpty { idle += 1; try await Task.sleep(for: .milliseconds(20)); continue }
                         idle = 0
                         for command in claimed {
@@ -336,10 +348,12 @@ struct StoreTests {
                         for command in claimed {
                             let lease = try #require(command.lease)
                             shared.tally.withLock { $0.running.remove(command.command.employeeID); $0.applied.append(command.id) }
-                            try await store.write { tx in
-                                try await tx.assertHolds(lease)
-                                try await tx.updateCommand(id: command.id, state: .done, attempts: 1, nextAttemptAt: nil, firstFailureAt: nil,
-                                                           lastError: nil, now: Date())
+                            try await retryingUnavailable(shared) {
+                                try await store.write { tx in
+                                    try await tx.assertHolds(lease)
+                                    try await tx.updateCommand(id: command.id, state: .done, attempts: 1, nextAttemptAt: nil, firstFailureAt: nil,
+                                                               lastError: nil, now: Date())
+                                }
                             }
                         }
                     }
@@ -349,7 +363,8 @@ struct StoreTests {
         }
         let result = shared.tally.withLock { $0 }
         #expect(result.overlaps.isEmpty, "employees run twice at once: \(result.overlaps)")
-        #expect(result.applied.count == 200 && Set(result.applied).count == 200, "\(result.applied.count) applications of \(Set(result.applied).count) commands")
+        #expect(result.applied.count == 200 && Set(result.applied).count == 200,
+                "\(result.applied.count) applications of \(Set(result.applied).count) commands; store calls tried again: \(result.retried)")
         #expect(try await replicas[0].allCommands().allSatisfy { $0.state == .done })
         for store in replicas { await store.close() }
     }
@@ -431,6 +446,29 @@ struct StoreTests {
         #expect(try await store.allCommands().count == 1, "the store works again")
         await store.close()
         await server.destroy()
+    }
+
+    @Test("PostgreSQL: a transaction the server ends for sitting idle (its process starved of CPU) fails with the server's reason, not after the store's 30 s deadline; the store works after",
+          .timeLimit(.minutes(1)))
+    func idleTransactionEndedByServerFailsAtOnce() async throws {
+        let store = try await TestPostgres.freshStore()
+        do {
+            try await store.write { tx in
+                _ = try await tx.employeeState("A")
+                try await Task.sleep(for: PostgresLifecycleStore.idleInTransactionTimeout + .seconds(1.5))
+                try await tx.saveEmployeeState(EmployeeState(employeeID: "A"))
+            }
+            Issue.record("a transaction idle past the server's timeout committed")
+        } catch {
+            // PostgresNIO sent the next statement on the closed connection and waited forever;
+            // only the store's operation deadline ended it ("No answer from PostgreSQL within 30 s").
+            #expect(!"\(error)".contains("No answer"), "\(error)")
+            #expect("\(error)".contains("closed this connection"), "\(error)")
+        }
+        #expect(try await store.write { try await $0.employeeState("A") } == nil, "the idle transaction's write was rolled back")
+        try await store.write { try await $0.saveEmployeeState(EmployeeState(employeeID: "B")) }
+        #expect(try await store.write { try await $0.employeeState("B") } != nil)
+        await store.close()
     }
 
     @Test("PostgreSQL: a store URL names its parts, takes libpq's sslmode, and keeps its password out of logs")
