@@ -70,7 +70,8 @@ extension DuoDirectory {
         let entry = DuoJournalEntry(
             sequence: s.journal.count + 1, timestampMs: Int64(Date().timeIntervalSince1970 * 1000), operation: operation,
             method: caller.method, path: caller.path, integrationKey: caller.integrationKey, userID: userID, groupID: groupID,
-            user: userID.flatMap { s.users[$0] }.map { withGroups($0, s) }, group: groupID.flatMap { s.groups[$0] })
+            user: userID.flatMap { s.users[$0] }.map { withGroups($0, s) }, group: groupID.flatMap { s.groups[$0] },
+            bulk: caller.bulk ? true : nil)
         s.journal.append(entry)
         return entry
     }

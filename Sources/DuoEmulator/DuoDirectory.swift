@@ -20,10 +20,13 @@ public struct DuoJournalEntry: Sendable, Codable, Hashable {
     public var user: DuoUser?
     /// The group's state after the change (nil once deleted).
     public var group: DuoGroup?
+    /// True when the change was one operation of a `POST /admin/v1/bulk` request (`method` and
+    /// `path` are then the operation's).
+    public var bulk: Bool?
 
     enum CodingKeys: String, CodingKey {
         case sequence, timestampMs = "timestamp_ms", operation, method, path, integrationKey = "integration_key"
-        case userID = "user_id", groupID = "group_id", user, group
+        case userID = "user_id", groupID = "group_id", user, group, bulk
     }
 }
 
@@ -44,7 +47,7 @@ public final class DuoDirectory: Sendable {
     public init() {}
 
     /// Who made a request, for the journal.
-    struct Caller { var method: String; var path: String; var integrationKey: String? }
+    struct Caller { var method: String; var path: String; var integrationKey: String?; var bulk = false }
 
     // MARK: Snapshots
 

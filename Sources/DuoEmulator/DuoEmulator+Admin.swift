@@ -12,6 +12,7 @@ extension DuoEmulator {
         admin.post("v1/users") { _, c in try DuoEnvelope.ok(d.createUser(c.duoParameters, caller: c.caller)) }
         admin.post("v1/users/enroll") { _, c in try DuoEnvelope.ok(d.enroll(c.duoParameters, caller: c.caller)) }
         admin.post("v1/users/bulk_send_to_trash") { _, c in try DuoEnvelope.ok(d.trash(c.duoParameters, restore: false, caller: c.caller)) }
+        admin.post("v1/bulk") { _, c in try DuoEnvelope.ok(d.bulk(c.duoParameters, caller: c.caller)) }
         admin.post("v1/users/bulk_restore") { _, c in try DuoEnvelope.ok(d.trash(c.duoParameters, restore: true, caller: c.caller)) }
         admin.get("v1/users/{id}") { _, c in try DuoEnvelope.ok(d.getUser(c.parameters.require("id"))) }
         admin.post("v1/users/{id}") { _, c in try DuoEnvelope.ok(d.modifyUser(c.parameters.require("id"), c.duoParameters, caller: c.caller)) }

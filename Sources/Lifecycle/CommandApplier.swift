@@ -81,12 +81,25 @@ public struct CommandApplier: Sendable {
                     }
             }
         }
+        // An employee never linked to a Duo user, hired: the user is created without looking it
+        // up by name first, one call fewer per hire (and a write that can share a bulk request).
+        // If Duo refuses the creation (the name is taken, by this employee's earlier attempt or
+        // by someone else), the command runs again the usual way, which finds the user by name
+        // and checks whose it is.
+        if known.userIDs.isEmpty, known.usernames.isEmpty, !command.desired.terminated, command.desired.username != nil {
+            let optimistic = await converge(command, known: known, directory: directory, ledger: ledger, now: now, lookUpByName: false)
+            if case .failure(.directory(let error, let operations, _)) = optimistic, operations.isEmpty, !error.isRetriable || error.isConflict {
+                return await converge(command, known: known, directory: directory, ledger: ledger, now: now)
+            }
+            return optimistic
+        }
         return await converge(command, known: known, directory: directory, ledger: ledger, now: now)
     }
 
-    /// Reads Duo and makes the writes that bring it to the command's desired state.
+    /// Reads Duo and makes the writes that bring it to the command's desired state. Without
+    /// `lookUpByName`, Duo is taken to have no user by the employee's names.
     func converge(_ command: ProvisioningCommand, known: KnownIdentity, directory: some DuoDirectoryPort, ledger: some IdentityLedger,
-                  now: Date) async -> Result<ApplyOutcome, ApplyFailure> {
+                  now: Date, lookUpByName: Bool = true) async -> Result<ApplyOutcome, ApplyFailure> {
         var done: [DuoOperationKind] = []
         var userID = known.userIDs.first
         let employeeID = command.employeeID
@@ -97,7 +110,7 @@ public struct CommandApplier: Sendable {
             for id in known.userIDs where current == nil { current = try await directory.user(id: id) }
             var names = command.desired.username.map { [$0] } ?? []
             names += known.usernames.filter { !names.contains($0) }
-            for name in names where current == nil {
+            for name in names where current == nil && lookUpByName {
                 guard let found = try await directory.user(username: name) else { continue }
                 // Found by name: it is this employee's only if nobody else has it.
                 if let owner = try await ledger.claim(duoUserID: found.userID, username: found.username, for: employeeID) {
@@ -132,7 +145,7 @@ public struct CommandApplier: Sendable {
                         if let owner = try await ledger.claim(duoUserID: created.userID, username: created.username, for: employeeID) {
                             return .failure(.policy(Self.conflict(created.username, owner: owner, employee: employeeID)))
                         }
-                    } catch where error.isConflict {
+                    } catch where error.isConflict && lookUpByName {
                         // Someone created it between our read and our write: converge on the next run.
                         throw DirectoryError(code: error.code, message: "User \(changes.profile.username ?? "?") appeared concurrently; will retry", isRetriable: true)
                     }

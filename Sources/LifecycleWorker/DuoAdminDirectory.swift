@@ -11,10 +11,19 @@ import Synchronization
 public struct DuoAdminDirectory: DuoDirectoryPort {
     public let client: DuoAdminClient
     private let groupCache: GroupCache
+    /// Batches the writes of commands that may share a bulk request; nil: every write alone.
+    private let bulk: DuoBulkWriter?
 
-    public init(client: DuoAdminClient, groupCacheTTL: Duration = .seconds(60)) {
+    public init(client: DuoAdminClient, groupCacheTTL: Duration = .seconds(60), bulk: DuoBulkWriter? = nil) {
         self.client = client
         self.groupCache = GroupCache(ttl: groupCacheTTL)
+        self.bulk = bulk
+    }
+
+    /// A write through the bulk writer when the current command may share a request, else alone.
+    private func write(_ operation: DuoBulkOperation, single: () async throws -> Data) async throws -> Data {
+        if let bulk, DuoBulkWriter.eligible { return try await bulk.perform(operation) }
+        return try await single()
     }
 
     final class GroupCache: Sendable {
@@ -53,7 +62,12 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func createUser(_ changes: DuoUserChanges) async throws(DirectoryError) -> DuoUserSnapshot {
-        do { return Self.snapshot(try await client.createUser(Self.fields(changes))) } catch { throw Self.map(error) }
+        let fields = Self.fields(changes)
+        let operation = DuoBulkOperation.createUser(fields)
+        do {
+            if let bulk, DuoBulkWriter.eligible { return Self.snapshot(try DuoAdminClient.bulkUser(try await bulk.perform(operation), of: operation)) }
+            return Self.snapshot(try await client.createUser(fields))
+        } catch { throw Self.map(error) }
     }
 
     /// What follows a lockout goes through the client's queues at normal priority.
@@ -62,7 +76,8 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func updateUser(id: String, _ changes: DuoUserChanges) async throws(DirectoryError) {
-        do { _ = try await client.modifyUser(id: id, Self.fields(changes)) } catch { throw Self.map(error) }
+        let fields = Self.fields(changes)
+        do { _ = try await write(.modifyUser(id: id, fields)) { _ = try await client.modifyUser(id: id, fields); return Data() } } catch { throw Self.map(error) }
     }
 
     public func createGroup(name: String) async throws(DirectoryError) -> String {
@@ -74,7 +89,7 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func addUser(_ userID: String, toGroup groupID: String) async throws(DirectoryError) {
-        do { try await client.addUser(userID, toGroup: groupID) } catch let e as DuoAdminError where e.code == 40002 && e.messageDetail?.contains("group") == true {
+        do { _ = try await write(.addUser(userID, toGroup: groupID)) { try await client.addUser(userID, toGroup: groupID); return Data() } } catch let e as DuoAdminError where e.code == 40002 && e.messageDetail?.contains("group") == true {
             // The cached group may have been deleted in Duo: forget the cache and try again with a fresh listing.
             groupCache.invalidate()
             throw DirectoryError(code: "40002", message: "Group \(groupID) is gone; refreshing groups: \(e.message)", isRetriable: true)
@@ -82,11 +97,12 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func removeUser(_ userID: String, fromGroup groupID: String) async throws(DirectoryError) {
-        do { try await client.removeUser(userID, fromGroup: groupID) } catch { throw Self.map(error) }
+        do { _ = try await write(.removeUser(userID, fromGroup: groupID)) { try await client.removeUser(userID, fromGroup: groupID); return Data() } }
+        catch { throw Self.map(error) }
     }
 
     public func deleteUser(id: String) async throws(DirectoryError) {
-        do { try await client.deleteUser(id: id) } catch { throw Self.map(error) }
+        do { _ = try await write(.deleteUser(id: id)) { try await client.deleteUser(id: id); return Data() } } catch { throw Self.map(error) }
     }
 
     public func sendToTrash(userID: String) async throws(DirectoryError) {

@@ -59,7 +59,8 @@ public final class WorkerRuntime: Sendable {
         self.store = store
         self.client = client
         self.pipeline = try LifecyclePipeline(configuration: configuration.pipeline, kafka: configuration.kafka, store: store,
-                                              directory: DuoAdminDirectory(client: client), logger: logger, consumerTuning: consumerTuning)
+                                              directory: DuoAdminDirectory(client: client, bulk: configuration.duoBulk ? DuoBulkWriter(client: client, maxInFlight: configuration.duoBulkInFlight) : nil),
+                                              logger: logger, consumerTuning: consumerTuning)
     }
 
     /// Why the worker is not ready, if it is not: it cannot do work when its store does not answer

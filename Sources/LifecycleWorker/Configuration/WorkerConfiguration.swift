@@ -33,6 +33,11 @@ public struct WorkerConfiguration: Sendable {
     public var reconcile: ReconcileConfiguration
     /// The operations console under `/console/` on the operations port (off by default).
     public var console = ConsoleConfiguration()
+    /// Whether the writes of commands running at once share `POST /admin/v1/bulk` requests
+    /// (`duo.bulk`, default on; never a termination's).
+    public var duoBulk = true
+    /// Bulk requests out at once (`duo.bulk_in_flight`, default 2); writes made meanwhile are batched.
+    public var duoBulkInFlight = 2
 
     /// A configuration problem, naming the key.
     public struct Problem: Error, CustomStringConvertible, Sendable {
@@ -43,7 +48,7 @@ public struct WorkerConfiguration: Sendable {
     /// Every section and key the file may contain.
     public static let schema: [String: Set<String>] = [
         "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id", "static_membership"],
-        "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout"],
+        "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout", "bulk", "bulk_in_flight"],
         "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
         "termination": ["action", "delete_after", "remove_managed_groups", "honor_effective_at"],
         "store": ["path", "url", "password_file", "tls_ca_file", "pool_size", "statement_timeout", "retention"],
@@ -149,7 +154,11 @@ public struct WorkerConfiguration: Sendable {
         duo.requestTimeout = try r.duration("duo", "timeout") ?? .seconds(30)
         // The dispatcher schedules retries itself, so a retry never holds a concurrency slot.
         duo.retry = .disabled
-        w.maxConcurrency = try r.int("worker", "max_concurrency", in: 1...1024) ?? duo.maxConcurrency
+        let duoBulk = try r.bool("duo", "bulk") ?? true
+        let duoBulkInFlight = try r.int("duo", "bulk_in_flight", in: 1...64) ?? 2
+        // With bulk requests, a command waiting for its write to share one holds no connection:
+        // more of them run at once, so that a busy worker fills its requests.
+        w.maxConcurrency = try r.int("worker", "max_concurrency", in: 1...1024) ?? (duoBulk ? max(duo.maxConcurrency, Self.bulkMaxConcurrency) : duo.maxConcurrency)
 
         // Mapping
         var roles: [String: [String]] = [:]
@@ -252,7 +261,12 @@ public struct WorkerConfiguration: Sendable {
         rc.reportTopic = try r.string("reconcile", "report_topic") ?? rc.reportTopic
         reconcile = rc
         console = try Self.console(r)
+        self.duoBulk = duoBulk
+        self.duoBulkInFlight = duoBulkInFlight
     }
+
+    /// The default `worker.max_concurrency` with bulk requests on (unless `duo.max_concurrency` is higher).
+    public static let bulkMaxConcurrency = 64
 
     static func console(_ r: Reader) throws -> ConsoleConfiguration {
         var c = ConsoleConfiguration()

@@ -1,0 +1,98 @@
+import Foundation
+import NIOHTTP1
+
+/// One write of a `POST /admin/v1/bulk` request: create, modify or delete a user, or add or
+/// remove a user's group.
+public struct DuoBulkOperation: Sendable, Hashable, CustomStringConvertible {
+    public var method: String
+    public var path: String
+    public var body: [DuoParameter]
+
+    public static func createUser(_ fields: DuoUserFields) -> Self {
+        Self(method: "POST", path: "/admin/v1/users", body: fields.parameters)
+    }
+
+    public static func modifyUser(id: String, _ fields: DuoUserFields) -> Self {
+        Self(method: "POST", path: "/admin/v1/users/\(DuoAdminClient.segment(id))", body: fields.parameters)
+    }
+
+    public static func deleteUser(id: String) -> Self {
+        Self(method: "DELETE", path: "/admin/v1/users/\(DuoAdminClient.segment(id))", body: [])
+    }
+
+    public static func addUser(_ userID: String, toGroup groupID: String) -> Self {
+        Self(method: "POST", path: "/admin/v1/users/\(DuoAdminClient.segment(userID))/groups", body: [DuoParameter("group_id", groupID)])
+    }
+
+    public static func removeUser(_ userID: String, fromGroup groupID: String) -> Self {
+        Self(method: "DELETE", path: "/admin/v1/users/\(DuoAdminClient.segment(userID))/groups/\(DuoAdminClient.segment(groupID))", body: [])
+    }
+
+    /// `METHOD /path`, as errors name a request.
+    public var description: String { "\(method) \(path)" }
+}
+
+/// What became of one operation of a bulk request.
+public enum DuoBulkOutcome: Sendable {
+    /// Done; Duo's `response` for it (a user object for a create or modify, `""` otherwise), as JSON.
+    case ok(Data)
+    /// Duo refused or failed it; the others are unaffected.
+    case failed(DuoAdminError)
+    /// Duo's answer has no outcome for it (it stopped early): it was not performed.
+    case notPerformed
+}
+
+extension DuoAdminClient {
+    /// The most operations one bulk request may hold.
+    public static let maxBulkOperations = 50
+
+    /// Performs up to 50 writes in one signed `POST /admin/v1/bulk` request, which counts once
+    /// against the rate limit, and returns one outcome per operation, in order.
+    ///
+    /// The request as a whole is retried like any call. An operation's own failure is its
+    /// outcome, not an error: only a failure of the whole request throws. Duo performs the
+    /// operations in order; an answer with fewer outcomes than operations marks the rest
+    /// ``DuoBulkOutcome/notPerformed``, so the caller can make them again one by one.
+    public func bulk(_ operations: [DuoBulkOperation]) async throws -> [DuoBulkOutcome] {
+        let request = "POST /admin/v1/bulk"
+        guard (1...Self.maxBulkOperations).contains(operations.count) else {
+            throw DuoAdminError(kind: .invalidRequest, message: "A bulk request holds 1 to \(Self.maxBulkOperations) operations, not \(operations.count)",
+                                request: request)
+        }
+        let list: [[String: Any]] = operations.map { op in
+            var body: [String: Any] = [:]
+            for p in op.body { body[p.key] = p.value }
+            return ["method": op.method, "path": op.path, "body": body]
+        }
+        let encoded = (try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
+        let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", String(decoding: encoded, as: UTF8.self))])
+        guard let items = response.response as? [Any] else {
+            throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "A bulk response must list one outcome per operation", request: request)
+        }
+        return operations.indices.map { index in
+            guard index < items.count else { return .notPerformed }
+            return Self.bulkOutcome(items[index], of: operations[index])
+        }
+    }
+
+    static func bulkOutcome(_ item: Any, of operation: DuoBulkOperation) -> DuoBulkOutcome {
+        guard let object = item as? [String: Any] else {
+            return .failed(DuoAdminError(kind: .invalidResponse, message: "A bulk outcome is not an object", request: operation.description))
+        }
+        if (object["stat"] as? String) == "OK" {
+            let response = object["response"] ?? ""
+            let data = (try? JSONSerialization.data(withJSONObject: response, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
+            return .ok(data)
+        }
+        let code = (object["code"] as? NSNumber)?.intValue ?? (object["code"] as? String).flatMap(Int.init)
+        return .failed(DuoAdminError(kind: .duo, code: code, message: (object["message"] as? String) ?? "Duo answered stat=\(object["stat"] ?? "nil")",
+                                     messageDetail: object["message_detail"] as? String, request: operation.description))
+    }
+
+    /// Decodes a bulk create's or modify's user.
+    public static func bulkUser(_ data: Data, of operation: DuoBulkOperation) throws -> DuoUser {
+        do { return try JSONDecoder().decode(DuoUser.self, from: data) } catch {
+            throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "Unexpected user shape in a bulk outcome: \(error)", request: operation.description)
+        }
+    }
+}
