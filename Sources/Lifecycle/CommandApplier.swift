@@ -81,12 +81,12 @@ public struct CommandApplier: Sendable {
                     }
             }
         }
-        // An employee never linked to a Duo user, hired: the user is created without looking it
-        // up by name first, one call fewer per hire (and a write that can share a bulk request).
+        // An employee never linked to a Duo user and never known by another name, hired: the user
+        // is created without looking it up by name first, one call fewer per hire (and a write that can share a bulk request).
         // If Duo refuses the creation (the name is taken, by this employee's earlier attempt or
         // by someone else), the command runs again the usual way, which finds the user by name
         // and checks whose it is.
-        if known.userIDs.isEmpty, known.usernames.isEmpty, !command.desired.terminated, command.desired.username != nil {
+        if known.userIDs.isEmpty, let username = command.desired.username, known.usernames.allSatisfy({ $0 == username }), !command.desired.terminated {
             let optimistic = await converge(command, known: known, directory: directory, ledger: ledger, now: now, lookUpByName: false)
             if case .failure(.directory(let error, let operations, _)) = optimistic, operations.isEmpty, !error.isRetriable || error.isConflict {
                 return await converge(command, known: known, directory: directory, ledger: ledger, now: now)

@@ -38,6 +38,21 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
             }
         }
 
+        /// The listing in progress, or a new one made by `start`; it is forgotten once done.
+        let inFlight = Mutex<Task<[String: String], any Error>?>(nil)
+        func listing(_ start: () -> Task<[String: String], any Error>) -> Task<[String: String], any Error> {
+            let (task, isNew) = inFlight.withLock { current -> (Task<[String: String], any Error>, Bool) in
+                if let current { return (current, false) }
+                let task = start()
+                current = task
+                return (task, true)
+            }
+            if isNew {
+                Task { _ = try? await task.value; inFlight.withLock { if $0 == task { $0 = nil } } }
+            }
+            return task
+        }
+
         func store(_ ids: [String: String]) { state.withLock { $0 = (ids, .now) } }
         func add(_ name: String, _ id: String) { state.withLock { $0.ids[name] = id } }
         func invalidate() { state.withLock { $0 = ([:], nil) } }
@@ -53,11 +68,18 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
 
     public func groupIDs(named names: Set<String>) async throws(DirectoryError) -> [String: String] {
         if let cached = groupCache.lookup(names) { return cached }
+        // Commands that miss the cache at once share one listing.
+        let client = client, cache = groupCache
+        let listing = groupCache.listing {
+            Task {
+                var all: [String: String] = [:]
+                for try await group in client.groups() where all[group.name] == nil { all[group.name] = group.groupID }
+                cache.store(all)
+                return all
+            }
+        }
         do {
-            var all: [String: String] = [:]
-            for try await group in client.groups() where all[group.name] == nil { all[group.name] = group.groupID }
-            groupCache.store(all)
-            return all.filter { names.contains($0.key) }
+            return try await listing.value.filter { names.contains($0.key) }
         } catch { throw Self.map(error) }
     }
 

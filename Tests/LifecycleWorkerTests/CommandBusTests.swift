@@ -91,7 +91,9 @@ struct CommandBusTests {
     func priority() async throws {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 20
-        let h = try await WorkerHarness(requestsPerSecond: 20, emulatorFaults: faults)
+        // One Duo call per write, as without bulk requests: this test is about the order of the
+        // client's queues (the bulk test below has bulk requests sharing them with leavers).
+        let h = try await WorkerHarness(requestsPerSecond: 20, emulatorFaults: faults) { $0.duoBulk = false }
         let leavers = (0..<10).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com") }
         _ = h.emulator.directory.seed(users: leavers, groups: [])
         try await h.publish((0..<500).map { WorkerHarness.event("hired", "P\($0)", seq: 1, roles: ["sales"]) })
@@ -108,6 +110,37 @@ struct CommandBusTests {
         #expect(hiresByThen - hiresBefore < 100, "\(hiresByThen - hiresBefore) hires completed while the terminations waited")
         #expect(hiresByThen < 500, "the terminations did not wait for the backlog")
         try await h.stopWorker()
+        await h.shutdown()
+    }
+
+    @Test("Bulk requests: 400 hires at Duo's 10 requests a second share them (5 or more changes per write request), 10 leavers behind them are locked out by calls of their own, and every hire ends with its group")
+    func bulkHiresNeverCarryALeaver() async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 10
+        let h = try await WorkerHarness(requestsPerSecond: 10, emulatorFaults: faults)
+        #expect(h.workerConfiguration.duoBulk, "bulk requests are on by default")
+        let leavers = (0..<10).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com") }
+        _ = h.emulator.directory.seed(users: leavers, groups: ["Sales"])
+        try await h.publish((0..<400).map { WorkerHarness.event("hired", "B\($0)", seq: 1, roles: ["sales"]) })
+        try h.startWorker()
+        try await h.waitUntil("the hires to be under way") { h.emulator.directory.journal().filter { $0.operation == "create_user" }.count >= 50 }
+        try await h.publish((0..<10).map { WorkerHarness.event("terminated", "L\($0)", seq: 1, extra: ["username": "leaver\($0)", "email": "leaver\($0)@example.com"]) })
+        try await h.waitUntil("every leaver locked out and every hire in Sales", timeout: .seconds(120)) {
+            (0..<10).allSatisfy { h.emulator.directory.user(username: "leaver\($0)")?.status == .disabled }
+                && h.emulator.directory.allUsers.filter { $0.username.hasPrefix("b") && $0.groups.map(\.name) == ["Sales"] }.count == 400
+        }
+        _ = try await h.results(count: 410)
+        try await h.stopWorker()
+        let journal = h.emulator.directory.journal()
+        let leaverIDs = Set(h.emulator.directory.allUsers.filter { $0.username.hasPrefix("leaver") }.map(\.userID))
+        let leaverWrites = journal.filter { $0.userID.map(leaverIDs.contains) == true }
+        #expect(!leaverWrites.isEmpty && leaverWrites.allSatisfy { $0.bulk == nil }, "a leaver's write went in a bulk request")
+        let hireWrites = journal.filter { $0.userID.map(leaverIDs.contains) != true && $0.operation != "create_group" }
+        #expect(hireWrites.count == 800, "one create and one group add per hire, nothing twice: \(hireWrites.count)")
+        let writeRequests = h.emulator.counters.filter { $0.key.hasPrefix("POST ") || $0.key.hasPrefix("DELETE ") }
+            .map { $0.value["200"] ?? 0 }.reduce(0, +)
+        let perCall = Double(journal.count) / Double(max(1, writeRequests))
+        #expect(perCall >= 5, "\(journal.count) changes in \(writeRequests) write requests: \(h.emulator.counters)")
         await h.shutdown()
     }
 
