@@ -67,7 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
-    case throughput, lockout, lockoutSteady = "lockout-steady", latency, ingest, ratelimit, kafka, webhooks, reconcile
+    case throughput, lockout, lockoutSteady = "lockout-steady", latency, backfill, ingest, ratelimit, kafka, webhooks, reconcile
 
     func run(report: BenchReport, store: BenchStore, logger: Logger) async throws {
         let pipeline = PipelineBenchmarks(logger: logger, store: store)
@@ -76,6 +76,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         case .lockout: try await pipeline.lockout(report: report)
         case .lockoutSteady: try await pipeline.lockoutSteady(report: report)
         case .latency: try await pipeline.latency(report: report)
+        case .backfill: try await pipeline.backfill(report: report)
         case .ingest: try await pipeline.ingest(report: report)
         case .ratelimit: try await pipeline.ratelimit(report: report)
         case .kafka: try await KafkaBenchmark(logger: logger).run(report: report)

@@ -66,6 +66,35 @@ struct PipelineBenchmarks {
         await env.shutdown()
     }
 
+    /// 10,000 hires published at once (a backfill: an acquisition, a first sync), with Duo
+    /// limited to 10 requests a second and the worker's defaults (bulk requests on). One call per
+    /// change would allow 10 changes a second; bulk requests carry many.
+    func backfill(report: BenchReport) async throws {
+        var faults = DuoEmulatorFaults()
+        faults.rateLimit = 10
+        let env = try await BenchEnvironment(faults: faults, store: store, logger: logger)
+        let count = 10_000
+        let messages = try (0..<count).map { try BenchEnvironment.event("hired", "F\($0)", seq: 1, roles: $0 % 2 == 0 ? ["engineering"] : ["sales"]) }
+        progress("publishing \(count) hires")
+        try await env.publish(messages)
+        try await env.startWorker(requestsPerSecond: 10, maxConcurrency: 8)
+        let results = try await env.awaitResults(count: count, timeout: .seconds(1800))
+        await env.stopWorker()
+        guard let first = results.map(\.receivedAt).min(), let last = results.map(\.publishedMs).max() else { throw BenchError("No results arrived") }
+        let seconds = Double(last) / 1000 - first.timeIntervalSince1970
+        let changes = env.emulator.directory.journal().count
+        let counters = env.emulator.counters
+        let calls = counters.values.flatMap(\.values).reduce(0, +)
+        let throttled = counters.values.compactMap { $0["429"] }.reduce(0, +)
+        let applied = env.emulator.directory.allUsers.filter { $0.username.hasPrefix("f") && !$0.groups.isEmpty }.count
+        guard applied == count else { throw BenchError("Only \(applied) of \(count) hires are in Duo with their groups") }
+        report.record("backfill", "hires_per_s", Double(count) / seconds, "hires/s")
+        report.record("backfill", "changes_per_call", Double(changes) / Double(max(1, calls)), "changes")
+        report.record("backfill", "duo_calls", Double(calls), "calls")
+        report.record("backfill", "fraction_429", Double(throttled) / Double(max(1, calls)), "ratio")
+        await env.shutdown()
+    }
+
     /// Requests/s the emulator serves to a tight client loop (signed GETs, 16 at a time, 5 s).
     func emulatorCeiling(_ env: BenchEnvironment) async throws -> Double {
         var config = DuoAdminConfiguration(endpoint: .url(env.stack.emulatorURL), integrationKey: env.stack.options.integrationKey,
