@@ -53,9 +53,10 @@ extension DuoAdminClient {
     /// outcome, not an error: only a failure of the whole request throws. Duo performs the
     /// operations in order; an answer with fewer outcomes than operations marks the rest
     /// ``DuoBulkOutcome/notPerformed``, so the caller can make them again one by one.
-    public func bulk(_ operations: [DuoBulkOperation]) async throws -> [DuoBulkOutcome] {
+    public func bulk(_ operations: [DuoBulkOperation], permit: DuoRequestPermit? = nil) async throws -> [DuoBulkOutcome] {
         let request = "POST /admin/v1/bulk"
         guard (1...Self.maxBulkOperations).contains(operations.count) else {
+            permit?.release()
             throw DuoAdminError(kind: .invalidRequest, message: "A bulk request holds 1 to \(Self.maxBulkOperations) operations, not \(operations.count)",
                                 request: request)
         }
@@ -65,7 +66,8 @@ extension DuoAdminClient {
             return ["method": op.method, "path": op.path, "body": body]
         }
         let encoded = (try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
-        let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", String(decoding: encoded, as: UTF8.self))])
+        let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", String(decoding: encoded, as: UTF8.self))],
+                                  permit: permit)
         guard let items = response.response as? [Any] else {
             throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "A bulk response must list one outcome per operation", request: request)
         }

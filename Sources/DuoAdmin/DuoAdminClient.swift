@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -95,6 +96,15 @@ public final class DuoAdminClient: Sendable {
         self.callObserver = callObserver
     }
 
+    /// Waits for what a call needs to go out (a slot among `maxConcurrency` and a rate permit,
+    /// urgent callers first) and returns it, so the caller can decide what to send at the moment
+    /// it may send: a bulk writer then takes every write queued meanwhile. Pass it to ``call(_:_:parameters:permit:)``
+    /// or ``bulk(_:permit:)``, or ``DuoRequestPermit/release()`` it unused.
+    public func permit() async throws -> DuoRequestPermit {
+        try await limiter.acquire()
+        return DuoRequestPermit(limiter: limiter)
+    }
+
     /// Closes the client's connections. Call it once you are done.
     public func shutdown() async throws {
         if ownsHTTPClient { try await http.shutdown() }
@@ -103,12 +113,16 @@ public final class DuoAdminClient: Sendable {
     // MARK: - Calls
 
     /// Makes a signed call and returns Duo's `response` and `metadata` as raw JSON.
-    public func call(_ method: HTTPMethod, _ path: String, parameters: [DuoParameter] = []) async throws -> DuoResponse {
+    ///
+    /// With a `permit` from ``permit()``, the first attempt goes out on it instead of waiting for
+    /// its own; the permit is used up either way.
+    public func call(_ method: HTTPMethod, _ path: String, parameters: [DuoParameter] = [], permit: DuoRequestPermit? = nil) async throws -> DuoResponse {
         let label = "\(method.rawValue) \(path)"
         var retry = 0
+        defer { permit?.release() }
         while true {
             do {
-                var response = try await attempt(method, path, parameters: parameters)
+                var response = try await attempt(method, path, parameters: parameters, permit: retry == 0 ? permit : nil)
                 response.attempts = retry + 1
                 return response
             } catch var error as DuoAdminError {
@@ -125,7 +139,7 @@ public final class DuoAdminClient: Sendable {
     }
 
     /// One signed HTTP attempt, with a fresh date.
-    private func attempt(_ method: HTTPMethod, _ path: String, parameters: [DuoParameter]) async throws -> DuoResponse {
+    private func attempt(_ method: HTTPMethod, _ path: String, parameters: [DuoParameter], permit: DuoRequestPermit?) async throws -> DuoResponse {
         let label = "\(method.rawValue) \(path)"
         let hasBody = [.POST, .PUT, .PATCH].contains(method)
         let scheme = configuration.signature
@@ -162,8 +176,8 @@ public final class DuoAdminClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
 
-        try await limiter.acquire()
-        defer { limiter.release() }
+        if permit == nil { try await limiter.acquire() }
+        defer { if let permit { permit.release() } else { limiter.release() } }
         let started = ContinuousClock.now
         let status: Int
         let payload: ByteBuffer
@@ -262,3 +276,19 @@ public struct DuoCallRecord: Sendable {
     public var duration: Duration
 }
 
+
+/// A request slot and rate permit held for one call (see ``DuoAdminClient/permit()``).
+public final class DuoRequestPermit: Sendable {
+    private let limiter: DuoRequestLimiter
+    private let released = Mutex(false)
+
+    init(limiter: DuoRequestLimiter) { self.limiter = limiter }
+
+    /// Gives the slot back (once; later calls do nothing). The rate permit is spent.
+    public func release() {
+        let first = released.withLock { r -> Bool in defer { r = true }; return !r }
+        if first { limiter.release() }
+    }
+
+    deinit { release() }
+}

@@ -42,13 +42,16 @@ final class BenchEnvironment: Sendable {
 
     /// Starts the worker processes (`store.replicas` of them) with these settings; with several,
     /// `requestsPerSecond` is shared among them, as one Duo account's limit would be.
-    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8) async throws {
+    func startWorker(requestsPerSecond: Double, maxConcurrency: Int = 8, workerMaxConcurrency: Int? = nil) async throws {
         var options = EmbeddedStack.WorkerOptions()
         options.requestsPerSecond = requestsPerSecond / Double(store.replicas)
         options.maxConcurrency = maxConcurrency
         options.retryBase = "200ms"
         options.retryMax = "5s"
         options.logLevel = ProcessInfo.processInfo.environment["BENCH_WORKER_LOG_LEVEL"] ?? "error"
+        // Experiments against the defaults: BENCH_DUO_BULK=false, BENCH_WORKER_MAX_CONCURRENCY=N.
+        if ProcessInfo.processInfo.environment["BENCH_DUO_BULK"] == "false" { options.bulk = false }
+        options.workerMaxConcurrency = ProcessInfo.processInfo.environment["BENCH_WORKER_MAX_CONCURRENCY"].flatMap(Int.init) ?? workerMaxConcurrency
         if store.kind == .postgres, let url = store.serverURL {
             let name = "bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
             let database = try await PostgresLifecycleStore.createDatabase(String(name), on: try PostgresStoreConfiguration(url: url), logger: logger)

@@ -39,6 +39,10 @@ public final class EmbeddedStack: Sendable {
     public struct WorkerOptions: Sendable {
         public var requestsPerSecond: Double = 200
         public var maxConcurrency = 8
+        /// `duo.bulk`: writes of commands running at once share bulk requests.
+        public var bulk = true
+        /// `worker.max_concurrency`; nil: the default (64 with bulk requests, else `maxConcurrency`).
+        public var workerMaxConcurrency: Int?
         public var roles: [String: [String]] = ["engineering": ["Engineering", "VPN"], "sales": ["Sales"], "support": ["Support", "VPN"]]
         public var unmappedRoles = "ignore"
         public var retryBase = "100ms"
@@ -143,6 +147,7 @@ public final class EmbeddedStack: Sendable {
               skey_file: \(secretKeyFile)
               requests_per_second: \(worker.requestsPerSecond)
               max_concurrency: \(worker.maxConcurrency)
+              bulk: \(worker.bulk)
             mapping:
               roles: {\(roles)}
               unmapped_roles: \(worker.unmappedRoles)
@@ -153,7 +158,7 @@ public final class EmbeddedStack: Sendable {
               port: \(worker.httpPort)
               host: 127.0.0.1
             worker:
-              shutdown_timeout: \(worker.shutdownTimeout)\(worker.workerID.map { "\n  id: \"\($0)\"" } ?? "")\(worker.commandLease.map { "\n  command_lease: \($0)" } ?? "")
+              shutdown_timeout: \(worker.shutdownTimeout)\(worker.workerMaxConcurrency.map { "\n  max_concurrency: \($0)" } ?? "")\(worker.workerID.map { "\n  id: \"\($0)\"" } ?? "")\(worker.commandLease.map { "\n  command_lease: \($0)" } ?? "")
             log:
               level: \(worker.logLevel)
               format: \(worker.logFormat)

@@ -4,11 +4,12 @@ import Synchronization
 
 /// Gathers the Duo writes of commands running at once into `POST /admin/v1/bulk` requests.
 ///
-/// No write waits for a batch to fill: while fewer than `maxInFlight` requests of this writer
-/// are out, a write goes at once, alone, as its ordinary call. The writes made while they are
-/// out queue up, and the next request takes up to 50 of them. So a quiet worker calls Duo as it
-/// always did, and a busy one (a backfill, a reorganisation, a reconcile's fixes) makes one call
-/// for many changes when Duo's rate limit is what holds it back.
+/// A write never waits for a batch to fill. A request is composed at the moment the Duo client
+/// lets it go out (a free slot and a rate permit): it takes every write queued by then, up to 50.
+/// So a worker that Duo keeps up with calls Duo as it always did, one write per call, and one
+/// that Duo's rate limit holds back (a backfill, a reorganisation, a reconcile's fixes) sends
+/// many writes per call. At most one request waits for a permit at a time, so no permit is
+/// spent on an empty request; up to `maxInFlight` are out at once.
 ///
 /// Each write gets its own operation's outcome: one that Duo refuses fails only its command.
 /// A request that fails as a whole fails each of its writes with that error, and they are
@@ -26,8 +27,19 @@ public final class DuoBulkWriter: Sendable {
     }
     private struct State {
         var queue: [Pending] = []
-        var inFlight = 0
+        /// Senders running, and how many of them wait for a permit (at most one).
+        var senders = 0
+        var waiting = 0
         var unsupported = false
+
+        /// Whether a new sender should start now: writes wait, none waits for a permit, and
+        /// there is room for another request.
+        mutating func startSender(max: Int) -> Bool {
+            guard !queue.isEmpty, waiting == 0, senders < max else { return false }
+            senders += 1
+            waiting += 1
+            return true
+        }
     }
 
     private let client: DuoAdminClient
@@ -37,12 +49,12 @@ public final class DuoBulkWriter: Sendable {
     private let observer: (@Sendable (_ operations: Int) -> Void)?
 
     /// - Parameters:
-    ///   - maxInFlight: requests of this writer out at once; writes made meanwhile are batched.
+    ///   - maxInFlight: requests of this writer out at once (default: the client's `maxConcurrency`).
     ///   - observer: told the number of operations of each request made (1 for a single call).
-    public init(client: DuoAdminClient, maxInFlight: Int = 2, maxOperations: Int = DuoAdminClient.maxBulkOperations,
+    public init(client: DuoAdminClient, maxInFlight: Int? = nil, maxOperations: Int = DuoAdminClient.maxBulkOperations,
                 observer: (@Sendable (_ operations: Int) -> Void)? = nil) {
         self.client = client
-        self.maxInFlight = max(1, maxInFlight)
+        self.maxInFlight = max(1, maxInFlight ?? client.configuration.maxConcurrency)
         self.maxOperations = min(max(1, maxOperations), DuoAdminClient.maxBulkOperations)
         self.observer = observer
     }
@@ -52,58 +64,85 @@ public final class DuoBulkWriter: Sendable {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Data, DuoAdminError>, Never>) in
             let start = state.withLock { s -> Bool in
                 s.queue.append(Pending(operation: operation, continuation: continuation))
-                guard s.inFlight < maxInFlight else { return false }
-                s.inFlight += 1
-                return true
+                return s.startSender(max: maxInFlight)
             }
-            if start {
-                Task { await DuoRequestPriority.$current.withValue(.normal) { await self.drain() } }
-            }
+            if start { spawnSender() }
         }
         return try result.get()
     }
 
-    /// Sends what is queued, a request at a time, until the queue is empty.
-    private func drain() async {
+    private func spawnSender() {
+        Task { await DuoRequestPriority.$current.withValue(.normal) { await self.send() } }
+    }
+
+    /// One sender: waits for a permit, takes what is queued, sends it; then waits for the next
+    /// permit if writes wait and no other sender does, else ends.
+    private func send() async {
         while true {
-            let (batch, unsupported) = state.withLock { s -> ([Pending], Bool) in
+            let permit: DuoRequestPermit
+            do { permit = try await client.permit() } catch {
+                // Cancelled while waiting: hand the role on, so queued writes are not stranded.
+                let next = state.withLock { s -> Bool in s.waiting -= 1; s.senders -= 1; return s.startSender(max: maxInFlight) }
+                if next { spawnSender() }
+                return
+            }
+            let (batch, unsupported, another) = state.withLock { s -> ([Pending], Bool, Bool) in
+                s.waiting -= 1
                 let batch = Array(s.queue.prefix(maxOperations))
                 s.queue.removeFirst(batch.count)
-                if batch.isEmpty { s.inFlight -= 1 }
-                return (batch, s.unsupported)
+                if batch.isEmpty { s.senders -= 1 }
+                return (batch, s.unsupported, !batch.isEmpty && s.startSender(max: maxInFlight))
             }
-            if batch.isEmpty { return }
+            if another { spawnSender() }
+            if batch.isEmpty {
+                permit.release()
+                return
+            }
             if batch.count == 1 || unsupported {
-                for p in batch { p.continuation.resume(returning: await single(p.operation)) }
-                continue
-            }
-            observer?(batch.count)
-            do {
-                let outcomes = try await client.bulk(batch.map(\.operation))
-                for (p, outcome) in zip(batch, outcomes) {
-                    switch outcome {
-                    case .ok(let data): p.continuation.resume(returning: .success(data))
-                    case .failed(let error): p.continuation.resume(returning: .failure(error))
-                    case .notPerformed: p.continuation.resume(returning: await single(p.operation))
-                    }
+                var permit: DuoRequestPermit? = permit
+                for p in batch {
+                    p.continuation.resume(returning: await single(p.operation, permit: permit))
+                    permit = nil
                 }
-            } catch let error as DuoAdminError where error.httpStatus == 404 {
-                // This Duo has no bulk endpoint: single calls from now on.
-                state.withLock { $0.unsupported = true }
-                for p in batch { p.continuation.resume(returning: await single(p.operation)) }
-            } catch {
-                let failure = error as? DuoAdminError
-                    ?? DuoAdminError(kind: .connection, message: "\(error)", request: "POST /admin/v1/bulk")
-                for p in batch { p.continuation.resume(returning: .failure(failure)) }
+            } else {
+                await sendBulk(batch, permit: permit)
             }
+            let again = state.withLock { s -> Bool in
+                guard !s.queue.isEmpty, s.waiting == 0 else { s.senders -= 1; return false }
+                s.waiting += 1
+                return true
+            }
+            if !again { return }
+        }
+    }
+
+    private func sendBulk(_ batch: [Pending], permit: DuoRequestPermit) async {
+        observer?(batch.count)
+        do {
+            let outcomes = try await client.bulk(batch.map(\.operation), permit: permit)
+            for (p, outcome) in zip(batch, outcomes) {
+                switch outcome {
+                case .ok(let data): p.continuation.resume(returning: .success(data))
+                case .failed(let error): p.continuation.resume(returning: .failure(error))
+                case .notPerformed: p.continuation.resume(returning: await single(p.operation, permit: nil))
+                }
+            }
+        } catch let error as DuoAdminError where error.httpStatus == 404 {
+            // This Duo has no bulk endpoint: single calls from now on.
+            state.withLock { $0.unsupported = true }
+            for p in batch { p.continuation.resume(returning: await single(p.operation, permit: nil)) }
+        } catch {
+            let failure = error as? DuoAdminError
+                ?? DuoAdminError(kind: .connection, message: "\(error)", request: "POST /admin/v1/bulk")
+            for p in batch { p.continuation.resume(returning: .failure(failure)) }
         }
     }
 
     /// The write as its ordinary call.
-    private func single(_ operation: DuoBulkOperation) async -> Result<Data, DuoAdminError> {
+    private func single(_ operation: DuoBulkOperation, permit: DuoRequestPermit?) async -> Result<Data, DuoAdminError> {
         observer?(1)
         do {
-            let response = try await client.call(operation.method == "DELETE" ? .DELETE : .POST, operation.path, parameters: operation.body)
+            let response = try await client.call(operation.method == "DELETE" ? .DELETE : .POST, operation.path, parameters: operation.body, permit: permit)
             let data = (try? JSONSerialization.data(withJSONObject: response.response, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
             return .success(data)
         } catch let error as DuoAdminError {

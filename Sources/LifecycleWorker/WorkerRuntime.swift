@@ -59,7 +59,7 @@ public final class WorkerRuntime: Sendable {
         self.store = store
         self.client = client
         self.pipeline = try LifecyclePipeline(configuration: configuration.pipeline, kafka: configuration.kafka, store: store,
-                                              directory: DuoAdminDirectory(client: client, bulk: configuration.duoBulk ? DuoBulkWriter(client: client, maxInFlight: configuration.duoBulkInFlight) : nil),
+                                              directory: DuoAdminDirectory(client: client, bulk: configuration.duoBulk ? DuoBulkWriter(client: client) : nil),
                                               logger: logger, consumerTuning: consumerTuning)
     }
 

@@ -117,7 +117,8 @@ struct CommandBusTests {
     func bulkHiresNeverCarryALeaver() async throws {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 10
-        let h = try await WorkerHarness(requestsPerSecond: 10, emulatorFaults: faults)
+        // As the README advises for a backfill: more commands at once, so more writes per request.
+        let h = try await WorkerHarness(requestsPerSecond: 10, emulatorFaults: faults) { $0.pipeline.maxConcurrency = 64 }
         #expect(h.workerConfiguration.duoBulk, "bulk requests are on by default")
         let leavers = (0..<10).map { DuoEmulatorSeedUser(username: "leaver\($0)", email: "leaver\($0)@example.com") }
         _ = h.emulator.directory.seed(users: leavers, groups: ["Sales"])

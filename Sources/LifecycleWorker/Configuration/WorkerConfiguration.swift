@@ -36,8 +36,6 @@ public struct WorkerConfiguration: Sendable {
     /// Whether the writes of commands running at once share `POST /admin/v1/bulk` requests
     /// (`duo.bulk`, default on; never a termination's).
     public var duoBulk = true
-    /// Bulk requests out at once (`duo.bulk_in_flight`, default 2); writes made meanwhile are batched.
-    public var duoBulkInFlight = 2
 
     /// A configuration problem, naming the key.
     public struct Problem: Error, CustomStringConvertible, Sendable {
@@ -48,7 +46,7 @@ public struct WorkerConfiguration: Sendable {
     /// Every section and key the file may contain.
     public static let schema: [String: Set<String>] = [
         "kafka": ["bootstrap_servers", "group_id", "lifecycle_topics", "results_topic", "dead_letter_topic", "properties", "client_id", "static_membership"],
-        "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout", "bulk", "bulk_in_flight"],
+        "duo": ["api_host", "api_url", "ikey", "skey", "skey_file", "signature", "requests_per_second", "max_concurrency", "timeout", "bulk"],
         "mapping": ["roles", "unmapped_roles", "create_missing_groups", "username_from"],
         "termination": ["action", "delete_after", "remove_managed_groups", "honor_effective_at"],
         "store": ["path", "url", "password_file", "tls_ca_file", "pool_size", "statement_timeout", "retention"],
@@ -155,10 +153,10 @@ public struct WorkerConfiguration: Sendable {
         // The dispatcher schedules retries itself, so a retry never holds a concurrency slot.
         duo.retry = .disabled
         let duoBulk = try r.bool("duo", "bulk") ?? true
-        let duoBulkInFlight = try r.int("duo", "bulk_in_flight", in: 1...64) ?? 2
-        // With bulk requests, a command waiting for its write to share one holds no connection:
-        // more of them run at once, so that a busy worker fills its requests.
-        w.maxConcurrency = try r.int("worker", "max_concurrency", in: 1...1024) ?? (duoBulk ? max(duo.maxConcurrency, Self.bulkMaxConcurrency) : duo.maxConcurrency)
+        // Not raised for bulk requests by default: more commands at once fill bulk requests
+        // better (a backfill), but on a busy worker they slow leavers' lockouts (measured in
+        // BENCHMARKS.md). A backfill raises it.
+        w.maxConcurrency = try r.int("worker", "max_concurrency", in: 1...1024) ?? duo.maxConcurrency
 
         // Mapping
         var roles: [String: [String]] = [:]
@@ -262,11 +260,7 @@ public struct WorkerConfiguration: Sendable {
         reconcile = rc
         console = try Self.console(r)
         self.duoBulk = duoBulk
-        self.duoBulkInFlight = duoBulkInFlight
     }
-
-    /// The default `worker.max_concurrency` with bulk requests on (unless `duo.max_concurrency` is higher).
-    public static let bulkMaxConcurrency = 64
 
     static func console(_ r: Reader) throws -> ConsoleConfiguration {
         var c = ConsoleConfiguration()
