@@ -66,23 +66,40 @@ public struct OutboxMessageFactory: Sendable {
     public func result(for event: EventIdentity, record: SourceRecord, outcome: ProvisioningOutcome, userID: String? = nil,
                        operations: [DuoOperationKind] = [], attempts: Int = 0, error: Failure? = nil, scheduledFor: Date? = nil,
                        now: Date = Date()) -> NewOutboxMessage {
-        var data: [String: Any] = [
-            "employee_id": event.employeeID ?? NSNull(),
-            "source_event": [
-                "id": event.id ?? NSNull(), "source": event.source ?? NSNull(), "type": event.type ?? NSNull(),
-                "topic": record.topic, "partition": Int(record.partition), "offset": record.offset,
-            ] as [String: Any],
-            "outcome": outcome.rawValue,
-            "user_id": userID ?? NSNull(),
-            "operations": operations.map(\.rawValue),
-            "attempts": attempts,
-            "received_at": RFC3339.format(record.receivedAt),
-            "completed_at": RFC3339.format(now),
-            "latency_ms": max(0, (now.timeIntervalSince(record.receivedAt) * 1000).rounded()),
-        ]
-        if let scheduledFor { data["scheduled_for"] = RFC3339.format(scheduledFor) }
-        if let error { data["error"] = ["code": error.code, "message": error.message, "retriable": error.retriable] as [String: Any] }
-        let value = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        // Members in key order, as the contract's examples have them.
+        var json = JSONText()
+        json.beginObject()
+        json.key("attempts"); json.int(Int64(attempts))
+        json.key("completed_at"); json.string(RFC3339.format(now))
+        json.key("employee_id"); json.string(event.employeeID)
+        if let error {
+            json.key("error")
+            json.beginObject()
+            json.key("code"); json.string(error.code)
+            json.key("message"); json.string(error.message)
+            json.key("retriable"); json.bool(error.retriable)
+            json.endObject()
+        }
+        json.key("latency_ms"); json.int(Int64(max(0, (now.timeIntervalSince(record.receivedAt) * 1000).rounded())))
+        json.key("operations")
+        json.beginArray()
+        for op in operations { json.string(op.rawValue) }
+        json.endArray()
+        json.key("outcome"); json.string(outcome.rawValue)
+        json.key("received_at"); json.string(RFC3339.format(record.receivedAt))
+        if let scheduledFor { json.key("scheduled_for"); json.string(RFC3339.format(scheduledFor)) }
+        json.key("source_event")
+        json.beginObject()
+        json.key("id"); json.string(event.id)
+        json.key("offset"); json.int(record.offset)
+        json.key("partition"); json.int(Int64(record.partition))
+        json.key("source"); json.string(event.source)
+        json.key("topic"); json.string(record.topic)
+        json.key("type"); json.string(event.type)
+        json.endObject()
+        json.key("user_id"); json.string(userID)
+        json.endObject()
+        let value = json.bytes
         var headers: [MessageHeader] = [
             .init("ce_specversion", "1.0"), .init("ce_id", Self.resultID(for: event, record: record, outcome: outcome)),
             .init("ce_source", configuration.resultSource),
@@ -92,7 +109,7 @@ public struct OutboxMessageFactory: Sendable {
         if let employee = event.employeeID, !employee.isEmpty { headers.append(.init("ce_subject", employee)) }
         headers.append(.init("content-type", "application/json"))
         return NewOutboxMessage(kind: .result, topic: configuration.resultsTopic, key: event.employeeID.map { Array($0.utf8) },
-                                value: Array(value), headers: headers)
+                                value: value, headers: headers)
     }
 
     /// A result's CloudEvents id, derived from what it is about: a UUIDv5 of the source event (its
