@@ -74,6 +74,11 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         // back an event whose offset is committed. (GRDB's WAL set-up chooses NORMAL; the writer
         // connection is the one that commits.)
         try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        // The writer reads the pages it changes (employees, commands, the inbox's index): with
+        // SQLite's default 2 MB cache it read them again from the file for every command, a
+        // sixth of the worker's time at full throughput. 16 MB is used only as the file grows
+        // (ingest of 100,000 events stays under 150 MB of memory).
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA cache_size = -16384") }
         try Self.migrator.migrate(pool)
     }
 
