@@ -62,6 +62,8 @@ public enum WorkerMetrics {
         "duo_lifecycle_duo_access_refused": "1 while Duo refuses the worker's credentials or permissions, by cause.",
         "duo_lifecycle_duo_calls_total": "Duo Admin API calls, by method and HTTP status (error: no response).",
         "duo_lifecycle_duo_call_duration_seconds": "Duo Admin API call latency, by method.",
+        "duo_lifecycle_duo_bulk_requests_total": "Bulk requests (POST /admin/v1/bulk) made: writes of several commands in one Duo call.",
+        "duo_lifecycle_duo_bulk_writes_total": "Writes sent in bulk requests; divided by duo_lifecycle_duo_bulk_requests_total, the writes per request.",
         "duo_lifecycle_reconcile_findings": "Findings of the last reconcile, by kind.",
         "duo_lifecycle_webhooks_total": "Webhook requests answered by the ingress, by source and HTTP status.",
         "duo_lifecycle_webhook_events_total": "Lifecycle events made durable in Kafka from webhooks, by source.",

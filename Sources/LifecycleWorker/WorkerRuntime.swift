@@ -59,7 +59,7 @@ public final class WorkerRuntime: Sendable {
         self.store = store
         self.client = client
         self.pipeline = try LifecyclePipeline(configuration: configuration.pipeline, kafka: configuration.kafka, store: store,
-                                              directory: DuoAdminDirectory(client: client, bulk: configuration.duoBulk ? DuoBulkWriter(client: client) : nil),
+                                              directory: DuoAdminDirectory(client: client, bulk: configuration.duoBulk ? DuoBulkWriter(client: client, observer: Self.countBulkRequest) : nil),
                                               logger: logger, consumerTuning: consumerTuning)
     }
 
@@ -138,11 +138,20 @@ public final class WorkerRuntime: Sendable {
         logger.info("Worker stopped")
     }
 
+    /// Counts a request of the bulk writer: a bulk request and its writes (a lone write, sent as
+    /// its ordinary call, is counted by `duo_lifecycle_duo_calls_total` alone).
+    @Sendable static func countBulkRequest(_ writes: Int) {
+        guard writes > 1 else { return }
+        Counter(label: "duo_lifecycle_duo_bulk_requests_total").increment()
+        Counter(label: "duo_lifecycle_duo_bulk_writes_total").increment(by: Int64(writes))
+    }
+
     /// Every counter and gauge series the worker can report, at 0 from the start: a rate or an
     /// alert over a series that appears only on first use sees nothing until then.
     static func registerSeries() {
         for name in ["duo_lifecycle_events_in_total", "duo_lifecycle_retries_total", "duo_lifecycle_fenced_total",
-                     "duo_lifecycle_leases_lost_total", "duo_lifecycle_guard_held_total", "duo_lifecycle_outbox_published_total"] {
+                     "duo_lifecycle_leases_lost_total", "duo_lifecycle_guard_held_total", "duo_lifecycle_outbox_published_total",
+                     "duo_lifecycle_duo_bulk_requests_total", "duo_lifecycle_duo_bulk_writes_total"] {
             Counter(label: name).increment(by: 0)
         }
         for stage in ["ingest", "dispatch"] { Counter(label: "duo_lifecycle_dead_letters_total", dimensions: [("stage", stage)]).increment(by: 0) }

@@ -199,7 +199,8 @@ struct WorkerProcessTests {
         let atStart = await WorkerEnvironment.get("http://127.0.0.1:\(port)/metrics")?.body ?? ""
         for series in ["duo_lifecycle_retries_total 0", #"duo_lifecycle_dead_letters_total{stage="ingest"} 0"#,
                        #"duo_lifecycle_commands_total{outcome="held"} 0"#, #"duo_lifecycle_commands_total{outcome="dead_lettered"} 0"#,
-                       #"duo_lifecycle_commands_queued{state="held"} 0"#] {
+                       #"duo_lifecycle_commands_queued{state="held"} 0"#, "duo_lifecycle_duo_bulk_requests_total 0",
+                       "duo_lifecycle_duo_bulk_writes_total 0"] {
             #expect(atStart.split(separator: "\n").contains { $0.hasPrefix(series) }, "\(series) at start")
         }
         #expect(!atStart.split(separator: "\n").contains { $0.hasPrefix("duo_lifecycle_commands{") })
