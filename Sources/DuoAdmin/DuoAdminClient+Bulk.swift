@@ -42,6 +42,23 @@ public enum DuoBulkOutcome: Sendable {
     case notPerformed
 }
 
+/// Duo's answer to one write, made alone or as one operation of a bulk request. Decoded only
+/// when the caller needs it (a created user), and then once.
+public enum DuoWriteResponse: Sendable {
+    /// The write's own call.
+    case call(DuoResponse)
+    /// Its operation's `response` in a bulk answer, as JSON.
+    case bulk(Data)
+
+    /// The user a create or modify returned.
+    public func user(of operation: DuoBulkOperation) throws -> DuoUser {
+        switch self {
+        case .call(let response): return try response.decode(DuoUser.self, request: operation.description)
+        case .bulk(let data): return try DuoAdminClient.bulkUser(data, of: operation)
+        }
+    }
+}
+
 extension DuoAdminClient {
     /// The most operations one bulk request may hold.
     public static let maxBulkOperations = 50

@@ -194,10 +194,11 @@ public final class CommandDispatcher: Service, Sendable {
         // Every Duo write is fenced: it goes ahead only while this worker still holds the claim.
         let fenced = FencedDirectory(base: directory, store: store, lease: stored.lease, margin: configuration.commandLease / 4)
         setPhase(stored.id, "applying to Duo")
-        // A leaver's writes are never batched; other commands' writes may share bulk requests.
-        let isTermination = stored.command.priority == .termination || stored.command.desired.terminated
-        let result = await DuoRequestPriority.$current.withValue(isTermination ? .urgent : .normal) {
-            await DuoBulkWriter.$eligible.withValue(!isTermination) {
+        // A leaver's writes, and any that take access away, are never batched; other commands'
+        // writes may share bulk requests.
+        let batchable = stored.command.priority != .termination && !stored.command.desired.disablesAccess
+        let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
+            await DuoBulkWriter.$eligible.withValue(batchable) {
                 await applier.apply(stored.command, known: known, directory: fenced, ledger: StoreLedger(store: store))
             }
         }

@@ -21,9 +21,8 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     /// A write through the bulk writer when the current command may share a request, else alone.
-    private func write(_ operation: DuoBulkOperation, single: () async throws -> Data) async throws -> Data {
-        if let bulk, DuoBulkWriter.eligible { return try await bulk.perform(operation) }
-        return try await single()
+    private func write(_ operation: DuoBulkOperation, single: () async throws -> Void) async throws {
+        if let bulk, DuoBulkWriter.eligible { _ = try await bulk.perform(operation) } else { try await single() }
     }
 
     final class GroupCache: Sendable {
@@ -87,7 +86,7 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
         let fields = Self.fields(changes)
         let operation = DuoBulkOperation.createUser(fields)
         do {
-            if let bulk, DuoBulkWriter.eligible { return Self.snapshot(try DuoAdminClient.bulkUser(try await bulk.perform(operation), of: operation)) }
+            if let bulk, DuoBulkWriter.eligible { return Self.snapshot(try await bulk.perform(operation).user(of: operation)) }
             return Self.snapshot(try await client.createUser(fields))
         } catch { throw Self.map(error) }
     }
@@ -99,7 +98,7 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
 
     public func updateUser(id: String, _ changes: DuoUserChanges) async throws(DirectoryError) {
         let fields = Self.fields(changes)
-        do { _ = try await write(.modifyUser(id: id, fields)) { _ = try await client.modifyUser(id: id, fields); return Data() } } catch { throw Self.map(error) }
+        do { try await write(.modifyUser(id: id, fields)) { _ = try await client.modifyUser(id: id, fields) } } catch { throw Self.map(error) }
     }
 
     public func createGroup(name: String) async throws(DirectoryError) -> String {
@@ -111,7 +110,7 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func addUser(_ userID: String, toGroup groupID: String) async throws(DirectoryError) {
-        do { _ = try await write(.addUser(userID, toGroup: groupID)) { try await client.addUser(userID, toGroup: groupID); return Data() } } catch let e as DuoAdminError where e.code == 40002 && e.messageDetail?.contains("group") == true {
+        do { try await write(.addUser(userID, toGroup: groupID)) { try await client.addUser(userID, toGroup: groupID) } } catch let e as DuoAdminError where e.code == 40002 && e.messageDetail?.contains("group") == true {
             // The cached group may have been deleted in Duo: forget the cache and try again with a fresh listing.
             groupCache.invalidate()
             throw DirectoryError(code: "40002", message: "Group \(groupID) is gone; refreshing groups: \(e.message)", isRetriable: true)
@@ -119,12 +118,12 @@ public struct DuoAdminDirectory: DuoDirectoryPort {
     }
 
     public func removeUser(_ userID: String, fromGroup groupID: String) async throws(DirectoryError) {
-        do { _ = try await write(.removeUser(userID, fromGroup: groupID)) { try await client.removeUser(userID, fromGroup: groupID); return Data() } }
+        do { try await write(.removeUser(userID, fromGroup: groupID)) { try await client.removeUser(userID, fromGroup: groupID) } }
         catch { throw Self.map(error) }
     }
 
     public func deleteUser(id: String) async throws(DirectoryError) {
-        do { _ = try await write(.deleteUser(id: id)) { try await client.deleteUser(id: id); return Data() } } catch { throw Self.map(error) }
+        do { try await write(.deleteUser(id: id)) { try await client.deleteUser(id: id) } } catch { throw Self.map(error) }
     }
 
     public func sendToTrash(userID: String) async throws(DirectoryError) {

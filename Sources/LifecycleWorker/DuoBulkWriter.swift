@@ -23,7 +23,7 @@ public final class DuoBulkWriter: Sendable {
 
     private struct Pending {
         var operation: DuoBulkOperation
-        var continuation: CheckedContinuation<Result<Data, DuoAdminError>, Never>
+        var continuation: CheckedContinuation<Result<DuoWriteResponse, DuoAdminError>, Never>
     }
     private struct State {
         var queue: [Pending] = []
@@ -59,9 +59,9 @@ public final class DuoBulkWriter: Sendable {
         self.observer = observer
     }
 
-    /// Makes the write, alone or in a bulk request, and returns Duo's response for it (JSON).
-    public func perform(_ operation: DuoBulkOperation) async throws(DuoAdminError) -> Data {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Data, DuoAdminError>, Never>) in
+    /// Makes the write, alone or in a bulk request, and returns Duo's response for it.
+    public func perform(_ operation: DuoBulkOperation) async throws(DuoAdminError) -> DuoWriteResponse {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<DuoWriteResponse, DuoAdminError>, Never>) in
             let start = state.withLock { s -> Bool in
                 s.queue.append(Pending(operation: operation, continuation: continuation))
                 return s.startSender(max: maxInFlight)
@@ -122,7 +122,7 @@ public final class DuoBulkWriter: Sendable {
             let outcomes = try await client.bulk(batch.map(\.operation), permit: permit)
             for (p, outcome) in zip(batch, outcomes) {
                 switch outcome {
-                case .ok(let data): p.continuation.resume(returning: .success(data))
+                case .ok(let data): p.continuation.resume(returning: .success(.bulk(data)))
                 case .failed(let error): p.continuation.resume(returning: .failure(error))
                 case .notPerformed: p.continuation.resume(returning: await single(p.operation, permit: nil))
                 }
@@ -139,12 +139,10 @@ public final class DuoBulkWriter: Sendable {
     }
 
     /// The write as its ordinary call.
-    private func single(_ operation: DuoBulkOperation, permit: DuoRequestPermit?) async -> Result<Data, DuoAdminError> {
+    private func single(_ operation: DuoBulkOperation, permit: DuoRequestPermit?) async -> Result<DuoWriteResponse, DuoAdminError> {
         observer?(1)
         do {
-            let response = try await client.call(operation.method == "DELETE" ? .DELETE : .POST, operation.path, parameters: operation.body, permit: permit)
-            let data = (try? JSONSerialization.data(withJSONObject: response.response, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
-            return .success(data)
+            return .success(.call(try await client.call(operation.method == "DELETE" ? .DELETE : .POST, operation.path, parameters: operation.body, permit: permit)))
         } catch let error as DuoAdminError {
             return .failure(error)
         } catch {

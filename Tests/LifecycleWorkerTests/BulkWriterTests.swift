@@ -23,24 +23,24 @@ struct BulkWriterTests {
 
         // Alone: the ordinary call, not a bulk request.
         let lone = try await writer.perform(.createUser(DuoUserFields(username: "lone")))
-        #expect(try DuoAdminClient.bulkUser(lone, of: .createUser(DuoUserFields(username: "lone"))).username == "lone")
+        #expect(try lone.user(of: .createUser(DuoUserFields(username: "lone"))).username == "lone")
         #expect(h.emulator.counters["POST /admin/v1/users"] == ["200": 1] && h.emulator.counters["POST /admin/v1/bulk"] == nil)
 
         // 60 at once at 4 requests a second: they wait for permits, and share requests. One is a
         // name that exists: only it fails.
         let names = (0..<59).map { "user\($0)" } + ["lone"]
-        let outcomes = await withTaskGroup(of: (String, Result<Data, DuoAdminError>).self) { group in
+        let outcomes = await withTaskGroup(of: (String, Result<DuoWriteResponse, DuoAdminError>).self) { group in
             for name in names {
                 group.addTask {
                     do throws(DuoAdminError) { return (name, .success(try await writer.perform(.createUser(DuoUserFields(username: name))))) }
                     catch { return (name, .failure(error)) }
                 }
             }
-            return await group.reduce(into: [String: Result<Data, DuoAdminError>]()) { $0[$1.0] = $1.1 }
+            return await group.reduce(into: [String: Result<DuoWriteResponse, DuoAdminError>]()) { $0[$1.0] = $1.1 }
         }
         for name in names.dropLast() {
-            let data = try #require(try? outcomes[name]?.get(), "\(name): \(String(describing: outcomes[name]))")
-            #expect(try DuoAdminClient.bulkUser(data, of: .createUser(DuoUserFields(username: name))).username == name, "each write gets its own user")
+            let response = try #require(try? outcomes[name]?.get(), "\(name): \(String(describing: outcomes[name]))")
+            #expect(try response.user(of: .createUser(DuoUserFields(username: name))).username == name, "each write gets its own user")
         }
         guard case .failure(let duplicate) = outcomes["lone"] else { Issue.record("the duplicate did not fail"); return }
         #expect(duplicate.code == 40002 && duplicate.request == "POST /admin/v1/users")
