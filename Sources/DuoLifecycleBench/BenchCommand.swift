@@ -23,6 +23,10 @@ struct BenchCommand: AsyncParsableCommand {
         worker processes sharing it. scripts/with-postgres starts a throwaway server:
           scripts/with-postgres sh -c '.build-release/release/duo-lifecycle-bench --scenario throughput \
             --store postgres --postgres-url "$TEST_POSTGRES_URL" --replicas 3'
+
+        To compare against the worker's defaults: BENCH_DUO_BULK=false turns bulk requests off, \
+        BENCH_WORKER_MAX_CONCURRENCY=N sets worker.max_concurrency, BENCH_WORKER_LOG_LEVEL the \
+        worker's log level.
         
         """,
         subcommands: [WorkerMode.self]
