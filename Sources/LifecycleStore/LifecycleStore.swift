@@ -282,7 +282,15 @@ public struct StoredCommand: Sendable, Hashable {
 
     /// Waiting for a date still ahead (a future `effective_at`, a deletion's grace period), not
     /// for its turn or a retry.
-    public func isScheduled(now: Date) -> Bool { state == .pending && nextAttemptAt > now }
+    ///
+    /// Stores keep times as seconds since 1970 in a double, and a time read back can come out a
+    /// fraction of a microsecond later than it went in: a command stored as due `now` must not
+    /// then count as scheduled (a hire ingested with a later termination would be superseded
+    /// instead of applied first). Anything due within ``dueTolerance`` is due now.
+    public func isScheduled(now: Date) -> Bool { state == .pending && nextAttemptAt.timeIntervalSince(now) > Self.dueTolerance }
+
+    /// How far ahead a waiting command's time may be and still count as due now.
+    public static let dueTolerance: TimeInterval = 0.001
 }
 
 /// What the outbox holds.

@@ -81,6 +81,8 @@ public final class CommandDispatcher: Service, Sendable {
                     continue
                 }
                 for command in claimed {
+                    logger.debug("Command claimed", metadata: ["command": "\(command.id)", "employee": "\(command.command.employeeID)",
+                                                               "event": "\(command.command.eventID)", "attempts": "\(command.attempts)"])
                     inFlight.withLock { $0 += 1 }
                     if let lease = command.lease { inFlightLeases.withLock { _ = $0.insert(lease) } }
                     group.addTask {
@@ -164,13 +166,19 @@ public final class CommandDispatcher: Service, Sendable {
         // its employee, which carries the full desired state: it is superseded, never applied late.
         // (A newer one scheduled for later does not count: this one is due first.)
         let now = Date()
-        if waiting.contains(where: { $0.id > stored.id && !$0.isScheduled(now: now) }) {
+        if let newer = waiting.first(where: { $0.id > stored.id && !$0.isScheduled(now: now) }) {
+            logger.debug("Command overtaken by a newer one of its employee; superseded",
+                         metadata: ["command": "\(stored.id)", "newer": "\(newer.id)", "employee": "\(employeeID)"])
             await supersede(stored, lease: stored.lease, now: now)
             return
         }
         // Older waiting commands (a hire due before a scheduled termination that came due first)
         // are superseded by this one: an older state is never applied after a newer one.
-        for older in waiting where older.id < stored.id { await supersede(older, lease: nil, now: now) }
+        for older in waiting where older.id < stored.id {
+            logger.debug("An older waiting command of the employee is superseded by this one",
+                         metadata: ["command": "\(stored.id)", "older": "\(older.id)", "employee": "\(employeeID)"])
+            await supersede(older, lease: nil, now: now)
+        }
         // The mass-deprovision guard: past its threshold a disable or deletion waits for an operator.
         if let guardPolicy = configuration.massDeprovisionGuard, stored.command.desired.disablesAccess {
             do {

@@ -43,6 +43,9 @@ public final class LifecycleConsumer: Service, Sendable {
                 // The partition moved to another consumer, which will redeliver; the inbox dedupes.
                 logger.notice("Offsets not stored after a rebalance", metadata: ["error": "\(error)"])
             }
+            logger.debug("Batch ingested", metadata: ["size": "\(batch.count)", "commands": "\(summary.commands)", "scheduled": "\(summary.scheduled)",
+                                                 "superseded": "\(summary.superseded)", "duplicates": "\(summary.duplicates)",
+                                                 "stale": "\(summary.stale)", "dead_lettered": "\(summary.deadLettered)"])
             onIngested(summary)
         }
         await consumer.close()

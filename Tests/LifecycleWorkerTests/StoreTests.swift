@@ -126,6 +126,32 @@ struct StoreTests {
         await store.close()
     }
 
+    @Test("A command stored as due now reads back as due now, never as scheduled: a hire ingested with a later termination keeps its turn whatever the clock's last digits",
+          arguments: StoreKind.allCases)
+    func commandDueNowIsNotScheduled(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        // Times are stored as seconds since 1970 in a double; read back, some come out a fraction
+        // of a microsecond later than they went in. 400 instants make that certain to show.
+        let start = Date()
+        let instants = (0..<400).map { start.addingTimeInterval(Double($0) * 0.001_37) }
+        try await store.write { tx in
+            for (i, instant) in instants.enumerated() {
+                var c = Self.command("E\(i)")
+                c.notBefore = instant
+                try await tx.insertCommand(c)
+            }
+        }
+        var scheduled: [String] = []
+        for (i, instant) in instants.enumerated() {
+            let waiting = try await store.write { try await $0.waitingCommands(employeeID: "E\(i)") }
+            #expect(waiting.count == 1)
+            if waiting.contains(where: { $0.isScheduled(now: instant) }) { scheduled.append("E\(i)") }
+            #expect(waiting.allSatisfy { $0.isScheduled(now: instant.addingTimeInterval(-1)) }, "a second earlier, it was still ahead")
+        }
+        #expect(scheduled.isEmpty, "due at the instant they were stored for, yet read back as scheduled: \(scheduled.prefix(10))")
+        await store.close()
+    }
+
     @Test("A transaction that throws leaves nothing behind", arguments: StoreKind.allCases)
     func rollback(kind: StoreKind) async throws {
         let store = try await kind.makeStore()
