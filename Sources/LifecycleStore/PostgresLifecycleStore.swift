@@ -128,7 +128,6 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
-    private static var encoder: JSONEncoder { StateCoding.encoder }
     private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Connects and migrates the schema (under an advisory lock, so replicas starting together
@@ -766,7 +765,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
 
         func saveEmployeeState(_ state: EmployeeState) async throws {
-            let encoded = try PostgresLifecycleStore.encoder.encode(state)
+            let encoded = StateCoding.encode(state)
             _ = try await rows("""
                 INSERT INTO employees (employee_id, state, updated_at) VALUES (\(state.employeeID), \(encoded), \(Date().timeIntervalSince1970))
                 ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
@@ -791,7 +790,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         func insertCommand(_ c: NewCommand) async throws -> Int64 {
             let now = Date().timeIntervalSince1970
             let src = c.source
-            let encoded = try PostgresLifecycleStore.encoder.encode(c.command)
+            let encoded = StateCoding.encode(c.command)
             let inserted = try await rows("""
                 INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
                   src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)

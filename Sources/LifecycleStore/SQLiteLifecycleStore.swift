@@ -56,7 +56,6 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     /// hire creating its Duo group). Names are few (`reconcile`, `duo-group:<name>`), so they stay.
     private let namedLocks = Mutex<[String: AsyncWriteLock]>([:])
     public let path: String
-    private static var encoder: JSONEncoder { StateCoding.encoder }
     private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Opens (creating if needed) the database at `path` and migrates its schema.
@@ -459,7 +458,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func saveEmployeeState(_ state: EmployeeState) async throws {
-            let encoded = try SQLiteLifecycleStore.encoder.encode(state)
+            let encoded = StateCoding.encode(state)
             try access { db in
                 try db.cachedStatement(sql: """
                     INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
@@ -492,7 +491,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         func insertCommand(_ c: NewCommand) async throws -> Int64 {
             let now = Date().timeIntervalSince1970
             let src = c.source
-            let encoded = try SQLiteLifecycleStore.encoder.encode(c.command)
+            let encoded = StateCoding.encode(c.command)
             return try access { db in
                 try db.cachedStatement(sql: """
                     INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
