@@ -172,6 +172,52 @@ public protocol LifecycleStoreTransaction: Sendable {
     func approveDisable(commandID: Int64, now: Date) async throws
     /// Records an operator's action in the audit trail.
     func recordAudit(_ entry: AuditEntry) async throws
+
+    /// What a batch of events about to be ingested needs to know, read with a few statements
+    /// instead of several per event. Nil from a store that answers one event at a time (a shared
+    /// store, whose reads of an employee also lock it, one employee at a time).
+    func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch?
+}
+
+extension LifecycleStoreTransaction {
+    public func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch? { nil }
+}
+
+/// A batch's inbox entries, employees' states, waiting commands and username links, read at once
+/// at the start of its ingest transaction (see ``LifecycleStoreTransaction/prefetch(_:)``).
+public struct IngestPrefetch: Sendable {
+    public struct InboxKey: Sendable, Hashable {
+        public var source: String
+        public var id: String
+        public init(source: String, id: String) { self.source = source; self.id = id }
+    }
+
+    public struct Request: Sendable {
+        public var inbox: [InboxKey]
+        public var employeeIDs: [String]
+        public var usernames: [String]
+        public init(inbox: [InboxKey], employeeIDs: [String], usernames: [String]) {
+            self.inbox = inbox
+            self.employeeIDs = employeeIDs
+            self.usernames = usernames
+        }
+    }
+
+    /// Those of the requested events the inbox has.
+    public var inbox: Set<InboxKey> = []
+    /// The requested employees' states; an employee not here has none.
+    public var states: [String: EmployeeState] = [:]
+    /// The requested employees' waiting commands, oldest first; an employee not here has none.
+    public var waiting: [String: [StoredCommand]] = [:]
+    /// The employee linked to each requested username that has a link, by the username in ASCII
+    /// lower case. Only usernames in ASCII are answered (``answersUsername(_:)``): stores compare
+    /// others by rules of their own.
+    public var links: [String: String] = [:]
+
+    public init() {}
+
+    public static func answersUsername(_ username: String) -> Bool { username.utf8.allSatisfy { $0 < 0x80 } }
+    public static func linkKey(_ username: String) -> String { String(decoding: username.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self) }
 }
 
 /// One operator action: who did what to what, when.

@@ -581,6 +581,44 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             }
         }
 
+        func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch? {
+            try access { db in
+                var found = IngestPrefetch()
+                func chunks<T>(_ values: [T]) -> [[T]] { stride(from: 0, to: values.count, by: 500).map { Array(values[$0..<min(values.count, $0 + 500)]) } }
+                func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ",") }
+                for (source, keys) in Dictionary(grouping: request.inbox, by: \.source) {
+                    for chunk in chunks(Array(Set(keys.map(\.id)))) {
+                        for id in try String.fetchAll(db, sql: "SELECT event_id FROM inbox WHERE source = ? AND event_id IN (\(marks(chunk.count)))",
+                                                      arguments: StatementArguments([source] + chunk)) {
+                            found.inbox.insert(IngestPrefetch.InboxKey(source: source, id: id))
+                        }
+                    }
+                }
+                for chunk in chunks(Array(Set(request.employeeIDs))) {
+                    for row in try Row.fetchAll(db, sql: "SELECT employee_id, state FROM employees WHERE employee_id IN (\(marks(chunk.count)))",
+                                                arguments: StatementArguments(chunk)) {
+                        found.states[row["employee_id"]] = try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: row["state"] as Data)
+                    }
+                    for row in try Row.fetchAll(db, sql: """
+                        SELECT * FROM commands WHERE employee_id IN (\(marks(chunk.count))) AND state IN ('pending', 'retry') ORDER BY id
+                        """, arguments: StatementArguments(chunk)) {
+                        let command = try SQLiteLifecycleStore.command(row)
+                        found.waiting[command.command.employeeID, default: []].append(command)
+                    }
+                }
+                let usernames = Array(Set(request.usernames.filter(IngestPrefetch.answersUsername).map(IngestPrefetch.linkKey)))
+                for chunk in chunks(usernames) {
+                    for row in try Row.fetchAll(db, sql: """
+                        SELECT username, employee_id FROM duo_links WHERE username COLLATE NOCASE IN (\(marks(chunk.count))) ORDER BY rowid
+                        """, arguments: StatementArguments(chunk)) {
+                        let key = IngestPrefetch.linkKey(row["username"])
+                        if found.links[key] == nil { found.links[key] = row["employee_id"] }
+                    }
+                }
+                return found
+            }
+        }
+
         func employeeLinked(toUsername username: String) async throws -> String? {
             try access { db in
                 try String.fetchOne(db.cachedStatement(sql: "SELECT employee_id FROM duo_links WHERE username = ? COLLATE NOCASE LIMIT 1"),

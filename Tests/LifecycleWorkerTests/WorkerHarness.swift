@@ -94,9 +94,11 @@ final class WorkerHarness: Sendable {
         return Event(type: "hr.employee.\(type)", id: id ?? "\(employee)-\(type)-\(seq)", employeeID: employee, data: data)
     }
 
-    func message(_ e: Event) -> KafkaProducerMessage {
+    func message(_ e: Event) -> KafkaProducerMessage { Self.message(e) }
+
+    static func message(_ e: Event) -> KafkaProducerMessage {
         let value = (try? JSONSerialization.data(withJSONObject: e.data, options: [.sortedKeys])) ?? Data()
-        return KafkaProducerMessage(topic: Self.topic, key: Array(e.employeeID.utf8), value: Array(value), headers: [
+        return KafkaProducerMessage(topic: topic, key: Array(e.employeeID.utf8), value: Array(value), headers: [
             KafkaHeader(key: "ce_specversion", string: "1.0"), KafkaHeader(key: "ce_id", string: e.id),
             KafkaHeader(key: "ce_source", string: "urn:test:hr"), KafkaHeader(key: "ce_type", string: e.type),
             KafkaHeader(key: "ce_time", string: "2026-11-02T09:00:00Z"), KafkaHeader(key: "content-type", string: "application/json"),

@@ -1,0 +1,89 @@
+import Foundation
+import Kafka
+import Lifecycle
+import LifecycleStore
+import LifecycleWorker
+import Testing
+
+/// The ingest transaction reads what a batch needs at once where the store can (SQLite), and one
+/// event at a time where it cannot (PostgreSQL). The outcome must be the same, including for
+/// events that depend on earlier ones of the same batch.
+@Suite("Ingesting a batch")
+struct IngestBatchTests {
+    static func consumed(_ events: [WorkerHarness.Event], from offset: Int64) -> [KafkaConsumerMessage] {
+        events.enumerated().map { i, e in
+            let m = WorkerHarness.message(e)
+            return KafkaConsumerMessage(topic: m.topic, partition: 0, offset: offset + Int64(i), key: m.key, value: m.value, headers: m.headers,
+                                        timestampMilliseconds: 1_790_000_000_000)
+        }
+    }
+
+    struct Outcome: Equatable, CustomStringConvertible {
+        var summaries: [String]
+        var commands: [String]
+        var states: [String]
+        var description: String { (summaries + commands + states).joined(separator: "\n") }
+    }
+
+    static func run(_ kind: StoreKind) async throws -> Outcome {
+        let store = try await kind.makeStore()
+        var configuration = PipelineConfiguration()
+        configuration.mapping = MappingPolicy(roles: ["engineering": ["Engineering", "VPN"], "sales": ["Sales"]])
+        let ingestor = EventIngestor(store: store, configuration: configuration)
+        let now = Date(timeIntervalSince1970: 1_794_000_000)  // after the events' ce_time
+        let later = RFC3339.format(now.addingTimeInterval(3_600))
+        let first = Self.consumed([
+            WorkerHarness.event("hired", "A", seq: 1, roles: ["sales"]),
+            WorkerHarness.event("hired", "B", seq: 1, roles: ["sales"]),
+            WorkerHarness.event("hired", "C", seq: 1, roles: ["engineering"]),
+        ], from: 0)
+        var summaries = ["\(try await ingestor.ingest(first, now: now))"]
+        // Another employee's Duo user is called "taken".
+        _ = try await store.write { try await $0.claimDuoUser("DUZ", username: "taken", employeeID: "Z") }
+        var invalid = WorkerHarness.message(WorkerHarness.event("hired", "X", seq: 1))
+        invalid.value = Array("{not json".utf8)
+        let second = Self.consumed([
+            WorkerHarness.event("updated", "A", seq: 2, extra: ["first_name": "Ada"]),
+            WorkerHarness.event("terminated", "A", seq: 3, extra: ["effective_at": later]),
+            WorkerHarness.event("hired", "A", seq: 1, id: "A-hired-again", roles: ["sales"]),
+            WorkerHarness.event("hired", "B", seq: 1, roles: ["sales"]),
+            WorkerHarness.event("hired", "E", seq: 1, roles: ["sales"]),
+            WorkerHarness.event("hired", "E", seq: 1, roles: ["sales"]),
+            WorkerHarness.event("hired", "F", seq: 1, roles: ["sales"], extra: ["username": "TAKEN"]),
+            WorkerHarness.event("role_changed", "C", seq: 2, roles: ["sales"]),
+            WorkerHarness.event("hired", "G", seq: 1, roles: ["sales"], extra: ["username": "Zo\u{EB}"]),
+            WorkerHarness.event("updated", "G", seq: 2, extra: ["last_name": "New"]),
+            WorkerHarness.event("terminated", "C", seq: 3),
+        ], from: 3) + [KafkaConsumerMessage(topic: invalid.topic, partition: 0, offset: 99, key: invalid.key, value: invalid.value, headers: invalid.headers,
+                                             timestampMilliseconds: nil)]
+        summaries.append("\(try await ingestor.ingest(second, now: now.addingTimeInterval(1)))")
+        // The same batch again, as after a rebalance: every event is a duplicate.
+        summaries.append("\(try await ingestor.ingest(second, now: now.addingTimeInterval(2)))")
+        let commands = try await store.allCommands().map {
+            "\($0.command.employeeID) \($0.command.eventID) \($0.state.rawValue) at \($0.nextAttemptAt.timeIntervalSince1970) \($0.command.desired.status.rawValue) "
+                + "\(($0.command.desired.groups ?? []).sorted()) \($0.command.desired.profile.firstName ?? "-") \($0.command.desired.username ?? "-")"
+        }
+        var states: [String] = []
+        for id in ["A", "B", "C", "E", "F", "G", "X"] {
+            let state = try await store.write { try await $0.employeeState(id) }
+            states.append("\(id): \(state.map { "\($0.desired) \(String(describing: $0.lastAccepted)) \(String(describing: $0.terminationEffectiveAt))" } ?? "none")")
+        }
+        await store.close()
+        return Outcome(summaries: summaries, commands: commands, states: states)
+    }
+
+    @Test("A batch that depends on itself (an employee's events one after another, an event twice, a stale one, a username taken by another, an invalid one) ends the same read at once (SQLite) as read one event at a time (PostgreSQL)")
+    func batchReadAtOnceMatchesOneAtATime() async throws {
+        let sqlite = try await Self.run(.sqlite)
+        let postgres = try await Self.run(.postgres)
+        #expect(sqlite == postgres, "SQLite:\n\(sqlite)\n\nPostgreSQL:\n\(postgres)")
+        // And the outcome is the expected one, not merely the same.
+        #expect(sqlite.summaries[1].contains("duplicates: 2") && sqlite.summaries[1].contains("stale: 1") && sqlite.summaries[1].contains("deadLettered: 2"),
+                "\(sqlite.summaries[1])")
+        #expect(sqlite.summaries[2].contains("duplicates: 12"), "\(sqlite.summaries[2])")
+        #expect(sqlite.commands.contains { $0.hasPrefix("A A-terminated-3 pending") }, "\(sqlite)")
+        #expect(sqlite.commands.contains { $0.hasPrefix("A A-updated-2 pending") && $0.contains("Ada") }, "the update waits with the scheduled termination: \(sqlite.commands)")
+        #expect(sqlite.commands.contains { $0.hasPrefix("C C-role_changed-2 superseded") }, "\(sqlite)")
+        #expect(!sqlite.commands.contains { $0.hasPrefix("F ") }, "F's username belongs to another employee: \(sqlite)")
+    }
+}
