@@ -2,7 +2,7 @@ import Foundation
 
 /// How urgent a command is. Terminations come first: a leaver must be locked out within seconds,
 /// even behind a backlog of hires.
-public enum CommandPriority: Int, Sendable, Codable, Comparable {
+public enum CommandPriority: Int, Sendable, Codable, Comparable, CaseIterable {
     case termination = 0
     case normal = 10
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }

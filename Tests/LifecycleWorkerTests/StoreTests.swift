@@ -224,11 +224,40 @@ struct StoreTests {
             #expect(!plan.isEmpty)
             // A SEARCH is an index lookup; a SCAN is allowed only over the partial indexes that hold
             // live rows alone (waiting or running commands, unsent outbox rows), never a whole table.
-            let live = ["commands_ready", "commands_running", "outbox_unsent"]
+            let live = ["commands_waiting", "commands_running", "outbox_unsent"]
             for step in plan {
                 #expect(step.hasPrefix("SEARCH") || live.contains { step.hasSuffix("INDEX \($0)") || step.contains("INDEX \($0) ") }, "\(sql): \(step)")
             }
         }
+    }
+
+    @Test("SQLite claims cost the same behind 15,000 waiting commands as behind 10: each query walks an index in claim order and stops, with no sort of the backlog")
+    func claimsWalkAnIndex() async throws {
+        let store = try SQLiteLifecycleStore(path: Self.tempPath())
+        let queries = SQLiteLifecycleStore.claimQueries
+        for sql in [queries.waiting, queries.nextDue] {
+            let plan = try store.queryPlan(sql)
+            #expect(plan.first?.hasPrefix("SEARCH") == true && plan.first?.contains("INDEX commands_waiting") == true, "\(sql): \(plan)")
+            #expect(!plan.contains { $0.hasPrefix("SCAN") || $0.contains("TEMP B-TREE") }, "\(sql): \(plan)")
+        }
+        // Expired claims are looked for among running commands only (a handful), and may be sorted.
+        let expired = try store.queryPlan(queries.expired)
+        #expect(expired.first?.contains("INDEX commands_running") == true && !expired.contains { $0.hasPrefix("SCAN") }, "\(expired)")
+        // And what they claim is still right: terminations first, then oldest, one per employee.
+        let now = Date()
+        try await store.write { tx in
+            for i in 0..<15_000 {
+                var c = Self.command("W\(i % 5_000)", priority: i % 7 == 3 ? .termination : .normal)
+                c.notBefore = now.addingTimeInterval(Double(i) * 0.001 - 30)
+                try await tx.insertCommand(c)
+            }
+        }
+        let claimed = try await store.claimReady(limit: 8, now: now, atLeast: .normal, lease: .seconds(60), owner: "w")
+        #expect(claimed.map(\.command.priority) == Array(repeating: .termination, count: 8))
+        #expect(Set(claimed.map(\.command.employeeID)).count == 8)
+        #expect(claimed.map(\.nextAttemptAt) == claimed.map(\.nextAttemptAt).sorted())
+        #expect(try await store.nextReadyAt().map { abs($0.timeIntervalSince(now.addingTimeInterval(-30))) < 0.01 } == true)
+        await store.close()
     }
 
     @Test("SQLite: transactions from many tasks at once are serialised, none lost")
