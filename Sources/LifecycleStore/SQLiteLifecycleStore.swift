@@ -253,7 +253,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         // Waiting commands whose time has come, highest priority first, then oldest, none whose
         // employee has a command running.
         waiting: """
-            SELECT * FROM commands c
+            SELECT c.id, c.employee_id, c.priority, c.next_attempt_at, c.lease_token FROM commands c
             WHERE c.priority <= ? AND c.state IN ('pending', 'retry') AND c.next_attempt_at <= ?
               AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
             ORDER BY c.priority, c.next_attempt_at, c.id
@@ -262,7 +262,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         // Running commands whose lease has expired (their worker stopped), unless an older one of
         // their employee is running too.
         expired: """
-            SELECT * FROM commands c
+            SELECT c.id, c.employee_id, c.priority, c.next_attempt_at, c.lease_token FROM commands c
             WHERE c.priority <= ? AND c.state = 'running' AND COALESCE(c.lease_until, 0) < ?
               AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running' AND r.id < c.id)
             ORDER BY c.priority, c.next_attempt_at, c.id
@@ -281,22 +281,22 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             // employee's commands never run at once.
             let t = now.timeIntervalSince1970
             let arguments: StatementArguments = [priority.rawValue, t, limit * 4]
-            let expired = try Row.fetchAll(db.cachedStatement(sql: Self.claimQueries.expired), arguments: arguments).map(Self.command)
-            let waiting = try Row.fetchAll(db.cachedStatement(sql: Self.claimQueries.waiting), arguments: arguments).map(Self.command)
-            let candidates = (expired + waiting).sorted {
-                ($0.command.priority.rawValue, $0.nextAttemptAt, $0.id) < ($1.command.priority.rawValue, $1.nextAttemptAt, $1.id)
-            }
+            // Candidates by their few ordering columns; only the claimed ones are read whole (a
+            // command's JSON is decoded for the 8 claimed, not the 64 looked at).
+            struct Candidate { var id: Int64; var employeeID: String; var priority: Int; var nextAttemptAt: Double; var leaseToken: Int64? }
+            let candidates = try (Row.fetchAll(db.cachedStatement(sql: Self.claimQueries.expired), arguments: arguments)
+                + Row.fetchAll(db.cachedStatement(sql: Self.claimQueries.waiting), arguments: arguments))
+                .map { Candidate(id: $0["id"], employeeID: $0["employee_id"], priority: $0["priority"], nextAttemptAt: $0["next_attempt_at"], leaseToken: $0["lease_token"]) }
+                .sorted { ($0.priority, $0.nextAttemptAt, $0.id) < ($1.priority, $1.nextAttemptAt, $1.id) }
             var seen = Set<String>()
             var claimed: [StoredCommand] = []
-            for command in candidates where claimed.count < limit {
-                guard seen.insert(command.command.employeeID).inserted else { continue }
-                let token = (command.leaseToken ?? 0) + 1
+            for candidate in candidates where claimed.count < limit {
+                guard seen.insert(candidate.employeeID).inserted else { continue }
+                let token = (candidate.leaseToken ?? 0) + 1
                 try db.cachedStatement(sql: "UPDATE commands SET state = 'running', lease_until = ?, lease_token = ?, lease_owner = ?, updated_at = ? WHERE id = ?")
-                    .execute(arguments: [t + lease / .seconds(1), token, owner, t, command.id])
-                var running = command
-                running.state = .running
-                running.leaseToken = token
-                claimed.append(running)
+                    .execute(arguments: [t + lease / .seconds(1), token, owner, t, candidate.id])
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM commands WHERE id = ?"), arguments: [candidate.id]) else { continue }
+                claimed.append(try Self.command(row))
             }
             return claimed
         }
