@@ -137,6 +137,9 @@ struct PipelineBenchmarks {
         guard let lastDisable = disabledAt.values.max() else { throw BenchError("No leaver was disabled") }
         let hiresDone = env.emulator.directory.journal().filter { $0.operation == "create_user" && $0.timestampMs <= lastDisable }.count
         let latencies = disabledAt.values.map { Double($0) - published.timeIntervalSince1970 * 1000 }.sorted()
+        // The first lockout shows what comes before Duo's rate (consume, ingest, claim); the
+        // rest are spaced by that rate (50 disables at 100 req/s: 490 ms from first to last).
+        report.record("lockout", "first_ms", latencies.first ?? .nan, "ms")
         report.record("lockout", "p50_ms", percentile(latencies, 50), "ms")
         report.record("lockout", "p95_ms", percentile(latencies, 95), "ms")
         report.record("lockout", "p99_ms", percentile(latencies, 99), "ms")

@@ -141,6 +141,10 @@ public final class EmbeddedStack: Sendable {
               dead_letter_topic: \(options.deadLetterTopic)
               properties:
                 session.timeout.ms: "\(worker.sessionTimeoutMs)"
+                # The mock cluster holds a fetch that found no data for the whole wait, even when
+                # an event arrives meanwhile (a broker answers at once): keep the wait short, so
+                # an event reaches the worker as soon as it would on real Kafka.
+                fetch.wait.max.ms: "10"
             duo:
               api_url: \(emulatorURL)
               ikey: \(options.integrationKey)

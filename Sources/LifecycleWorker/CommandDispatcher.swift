@@ -86,7 +86,8 @@ public final class CommandDispatcher: Service, Sendable {
                     inFlight.withLock { $0 += 1 }
                     if let lease = command.lease { inFlightLeases.withLock { _ = $0.insert(lease) } }
                     group.addTask {
-                        await self.process(command)
+                        // A leaver's store transactions go ahead of other commands' (SQLite's group commit).
+                        await GroupCommitStore.$urgent.withValue(command.command.priority == .termination) { await self.process(command) }
                         if let lease = command.lease { self.inFlightLeases.withLock { _ = $0.remove(lease) } }
                         self.inFlight.withLock { $0 -= 1 }
                         self.wakeup.signal()

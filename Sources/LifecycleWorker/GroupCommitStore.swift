@@ -19,7 +19,13 @@ final class GroupCommitStore: ForwardingLifecycleStore {
     private struct Pending {
         let run: @Sendable (any LifecycleStoreTransaction) async throws -> Void
         let finish: @Sendable (Error?) -> Void
+        let urgent: Bool
     }
+
+    /// Set around a leaver's command: its transactions go ahead of every other waiting one (behind
+    /// other leavers' only), so reading what the lockout needs never waits for a queue of hires'
+    /// completions to commit first.
+    @TaskLocal static var urgent = false
     private let state = Mutex<(queue: [Pending], draining: Bool)>(([], false))
 
     init(inner: any LifecycleStore, maxBatch: Int = 64) {
@@ -31,9 +37,14 @@ final class GroupCommitStore: ForwardingLifecycleStore {
         let box = ResultBox<T>()
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             let pending = Pending(run: { tx in let v = try await body(tx); box.value.withLock { $0 = v } },
-                                  finish: { error in if let error { continuation.resume(throwing: error) } else { continuation.resume() } })
+                                  finish: { error in if let error { continuation.resume(throwing: error) } else { continuation.resume() } },
+                                  urgent: Self.urgent)
             let start = state.withLock { s -> Bool in
-                s.queue.append(pending)
+                if pending.urgent {
+                    s.queue.insert(pending, at: s.queue.firstIndex { !$0.urgent } ?? s.queue.endIndex)
+                } else {
+                    s.queue.append(pending)
+                }
                 if s.draining { return false }
                 s.draining = true
                 return true

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LifecycleStore
 @testable import LifecycleWorker
 import Testing
@@ -35,6 +36,40 @@ struct GroupCommitTests {
             try await (0..<40).asyncMap { try await tx.inboxContains(source: "urn:t", id: "e\($0)") }
         }
         #expect(stored.enumerated().allSatisfy { $0.element == ($0.offset != 17) }, "every other write committed; the failed one left nothing")
+        await store.close()
+    }
+
+    @Test("A leaver's transaction goes ahead of every waiting one except other leavers' ones, so a lockout never waits for queued hire completions")
+    func urgentTransactionsGoFirst() async throws {
+        let store = try SQLiteLifecycleStore(path: StoreTests.tempPath())
+        let grouped = GroupCommitStore(inner: store, maxBatch: 1)
+        final class Shared: Sendable {
+            let order = Mutex<[String]>([])
+            let holding = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        }
+        let shared = Shared()
+        // The first transaction holds the store until every other one is queued.
+        let first = Task {
+            try await grouped.write { _ in
+                await withCheckedContinuation { c in shared.holding.withLock { $0 = c } }
+                shared.order.withLock { $0.append("first") }
+            }
+        }
+        while shared.holding.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(5)) }
+        var queued: [Task<Void, any Error>] = []
+        func enqueue(_ name: String, urgent: Bool) async throws {
+            queued.append(Task { try await GroupCommitStore.$urgent.withValue(urgent) { try await grouped.write { _ in shared.order.withLock { $0.append(name) } } } })
+            try await Task.sleep(for: .milliseconds(20))  // queued in this order
+        }
+        try await enqueue("hire1", urgent: false)
+        try await enqueue("hire2", urgent: false)
+        try await enqueue("leaver1", urgent: true)
+        try await enqueue("hire3", urgent: false)
+        try await enqueue("leaver2", urgent: true)
+        shared.holding.withLock { $0?.resume() }
+        try await first.value
+        for task in queued { try await task.value }
+        #expect(shared.order.withLock { $0 } == ["first", "leaver1", "leaver2", "hire1", "hire2", "hire3"])
         await store.close()
     }
 }
