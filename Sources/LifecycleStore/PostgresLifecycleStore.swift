@@ -482,20 +482,30 @@ public final class PostgresLifecycleStore: LifecycleStore {
         let t = now.timeIntervalSince1970
         return try await inTransaction { conn in
             // Ready rows, most urgent first, skipping rows another replica is claiming right now.
-            let rows = try await conn.checkedQuery("""
+            // Two queries, each walking an index in claim order and stopping: as one query with an
+            // OR, PostgreSQL read and sorted every waiting command for each claim (380 ms behind
+            // 15,000, spilling the sort to disk).
+            let expired = try await conn.checkedQuery("""
                 SELECT * FROM commands c
-                WHERE c.priority <= \(Int64(priority.rawValue))
-                  AND ((c.state IN ('pending', 'retry') AND c.next_attempt_at <= \(t)
-                        AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running'))
-                    OR (c.state = 'running' AND COALESCE(c.lease_until, 0) < \(t)))
+                WHERE c.priority <= \(Int64(priority.rawValue)) AND c.state = 'running' AND COALESCE(c.lease_until, 0) < \(t)
                 ORDER BY c.priority, c.next_attempt_at, c.id
                 LIMIT \(Int64(limit * 4))
                 FOR UPDATE SKIP LOCKED
                 """, logger: self.logger).collect()
+            let waiting = try await conn.checkedQuery("""
+                SELECT * FROM commands c
+                WHERE c.priority <= \(Int64(priority.rawValue)) AND c.state IN ('pending', 'retry') AND c.next_attempt_at <= \(t)
+                  AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
+                ORDER BY c.priority, c.next_attempt_at, c.id
+                LIMIT \(Int64(limit * 4))
+                FOR UPDATE SKIP LOCKED
+                """, logger: self.logger).collect()
+            let candidates = try (expired + waiting).map(Self.command).sorted {
+                ($0.command.priority.rawValue, $0.nextAttemptAt, $0.id) < ($1.command.priority.rawValue, $1.nextAttemptAt, $1.id)
+            }
             var seen = Set<String>()
             var claimed: [StoredCommand] = []
-            for row in rows where claimed.count < limit {
-                let command = try Self.command(row)
+            for command in candidates where claimed.count < limit {
                 let employee = command.command.employeeID
                 guard seen.insert(employee).inserted else { continue }
                 // Another replica claiming this employee's commands right now holds the lock: skip
@@ -549,11 +559,16 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
+    static let nextDueSQL = "SELECT MIN(m) FROM (" + CommandPriority.allCases.map {
+        "SELECT MIN(next_attempt_at) AS m FROM commands WHERE state IN ('pending', 'retry') AND priority = \($0.rawValue)"
+    }.joined(separator: " UNION ALL ") + ") AS due"
+
     public func nextReadyAt() async throws -> Date? {
         try await run { conn in
             // Every row stream is read to its end (collect): a stream left part-read would leave its
             // connection mid-query when it goes back to the pool.
-            try await conn.checkedQuery("SELECT MIN(next_attempt_at) FROM commands WHERE state IN ('pending', 'retry')", logger: self.logger)
+            // One index lookup per priority (MIN over all waiting commands scanned them all).
+            try await conn.checkedQuery(PostgresQuery(unsafeSQL: Self.nextDueSQL), logger: self.logger)
                 .collect().first?.decode(Double?.self).map(Date.init(timeIntervalSince1970:))
         }
     }
