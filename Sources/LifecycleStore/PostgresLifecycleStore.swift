@@ -485,21 +485,10 @@ public final class PostgresLifecycleStore: LifecycleStore {
             // Two queries, each walking an index in claim order and stopping: as one query with an
             // OR, PostgreSQL read and sorted every waiting command for each claim (380 ms behind
             // 15,000, spilling the sort to disk).
-            let expired = try await conn.checkedQuery("""
-                SELECT * FROM commands c
-                WHERE c.priority <= \(Int64(priority.rawValue)) AND c.state = 'running' AND COALESCE(c.lease_until, 0) < \(t)
-                ORDER BY c.priority, c.next_attempt_at, c.id
-                LIMIT \(Int64(limit * 4))
-                FOR UPDATE SKIP LOCKED
-                """, logger: self.logger).collect()
-            let waiting = try await conn.checkedQuery("""
-                SELECT * FROM commands c
-                WHERE c.priority <= \(Int64(priority.rawValue)) AND c.state IN ('pending', 'retry') AND c.next_attempt_at <= \(t)
-                  AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
-                ORDER BY c.priority, c.next_attempt_at, c.id
-                LIMIT \(Int64(limit * 4))
-                FOR UPDATE SKIP LOCKED
-                """, logger: self.logger).collect()
+            let expired = try await conn.checkedQuery(Self.claimQuery(Self.claimQueries.expired, priority: priority, now: t, limit: limit * 4),
+                                                      logger: self.logger).collect()
+            let waiting = try await conn.checkedQuery(Self.claimQuery(Self.claimQueries.waiting, priority: priority, now: t, limit: limit * 4),
+                                                      logger: self.logger).collect()
             let candidates = try (expired + waiting).map(Self.command).sorted {
                 ($0.command.priority.rawValue, $0.nextAttemptAt, $0.id) < ($1.command.priority.rawValue, $1.nextAttemptAt, $1.id)
             }
@@ -559,7 +548,49 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
-    static let nextDueSQL = "SELECT MIN(m) FROM (" + CommandPriority.allCases.map {
+    /// The claim's two queries ($1 the lowest priority taken, $2 now, $3 how many rows), each
+    /// walking an index in claim order and stopping, whatever the backlog (a test holds their
+    /// plans to that): running commands whose lease has expired, and waiting commands whose time
+    /// has come and whose employee has none running.
+    public static let claimQueries = (
+        expired: """
+            SELECT * FROM commands c
+            WHERE c.priority <= $1 AND c.state = 'running' AND COALESCE(c.lease_until, 0) < $2
+            ORDER BY c.priority, c.next_attempt_at, c.id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+            """,
+        waiting: """
+            SELECT * FROM commands c
+            WHERE c.priority <= $1 AND c.state IN ('pending', 'retry') AND c.next_attempt_at <= $2
+              AND NOT EXISTS (SELECT 1 FROM commands r WHERE r.employee_id = c.employee_id AND r.state = 'running')
+            ORDER BY c.priority, c.next_attempt_at, c.id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+            """
+    )
+
+    static func claimQuery(_ sql: String, priority: CommandPriority, now: Double, limit: Int) -> PostgresQuery {
+        var binds = PostgresBindings()
+        binds.append(Int64(priority.rawValue))
+        binds.append(now)
+        binds.append(Int64(limit))
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+
+    /// PostgreSQL's plan for one of the claim's queries (or the next-due one), one line per node,
+    /// after refreshing the table's statistics (as autovacuum would) so the plan is the one a
+    /// running store gets.
+    public func claimPlan(_ sql: String) async throws -> [String] {
+        let query = sql == Self.nextDueSQL ? PostgresQuery(unsafeSQL: "EXPLAIN " + sql)
+            : Self.claimQuery("EXPLAIN " + sql, priority: .normal, now: Date().timeIntervalSince1970, limit: 32)
+        return try await run { conn in
+            _ = try await conn.checkedQuery("ANALYZE commands", logger: self.logger).collect()
+            return try await conn.checkedQuery(query, logger: self.logger).collect().map { try $0.decode(String.self) }
+        }
+    }
+
+    public static let nextDueSQL = "SELECT MIN(m) FROM (" + CommandPriority.allCases.map {
         "SELECT MIN(next_attempt_at) AS m FROM commands WHERE state IN ('pending', 'retry') AND priority = \($0.rawValue)"
     }.joined(separator: " UNION ALL ") + ") AS due"
 

@@ -375,6 +375,36 @@ struct StoreTests {
         for store in replicas { await store.close() }
     }
 
+    @Test("PostgreSQL claims cost the same whatever the backlog: each query walks an index in claim order and stops, with no sort of the waiting commands")
+    func postgresClaimsWalkAnIndex() async throws {
+        let store = try await TestPostgres.freshStore()
+        let now = Date()
+        try await Self.retryingUnavailable {
+            try await store.write { tx in
+                for i in 0..<3_000 {
+                    var c = Self.command("P\(i)", priority: i % 5 == 4 ? .termination : .normal)
+                    c.notBefore = now.addingTimeInterval(Double(i) * 0.001 - 30)
+                    try await tx.insertCommand(c)
+                }
+            }
+        }
+        let waiting = try await store.claimPlan(PostgresLifecycleStore.claimQueries.waiting)
+        #expect(waiting.contains { $0.contains("Index Scan using commands_ready") } && !waiting.contains { $0.contains("Sort") || $0.contains("Seq Scan on commands c") },
+                "\(waiting.joined(separator: "\n"))")
+        let expired = try await store.claimPlan(PostgresLifecycleStore.claimQueries.expired)
+        // Expired claims are looked for among running commands only (a partial index of them), and may be sorted.
+        #expect(expired.contains { $0.contains("commands_running_lease") || $0.contains("commands_one_running") } && !expired.contains { $0.contains("Seq Scan") },
+                "\(expired.joined(separator: "\n"))")
+        let next = try await store.claimPlan(PostgresLifecycleStore.nextDueSQL)
+        #expect(next.contains { $0.contains("Index Only Scan using commands_ready") } && !next.contains { $0.contains("Seq Scan") }, "\(next.joined(separator: "\n"))")
+        // And the claim still takes terminations first, oldest first.
+        let claimed = try await store.claimReady(limit: 8, now: now, atLeast: .normal, lease: .seconds(60), owner: "w")
+        #expect(claimed.map(\.command.priority) == Array(repeating: .termination, count: 8))
+        #expect(claimed.map(\.nextAttemptAt) == claimed.map(\.nextAttemptAt).sorted())
+        #expect(try await store.nextReadyAt().map { abs($0.timeIntervalSince(now.addingTimeInterval(-29.995))) < 0.01 } == true)
+        await store.close()
+    }
+
     @Test("PostgreSQL competing consumers: four claimers on two replicas run every command exactly once, never two of one employee at a time")
     func competingClaims() async throws {
         let database = try await TestPostgres.freshDatabase()
