@@ -276,7 +276,6 @@ public struct DuoCallRecord: Sendable {
     public var duration: Duration
 }
 
-
 /// A request slot and rate permit held for one call (see ``DuoAdminClient/permit()``).
 public final class DuoRequestPermit: Sendable {
     private let limiter: DuoRequestLimiter

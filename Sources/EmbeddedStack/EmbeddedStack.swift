@@ -41,7 +41,7 @@ public final class EmbeddedStack: Sendable {
         public var maxConcurrency = 8
         /// `duo.bulk`: writes of commands running at once share bulk requests.
         public var bulk = true
-        /// `worker.max_concurrency`; nil: the default (64 with bulk requests, else `maxConcurrency`).
+        /// `worker.max_concurrency`; nil: the default (`maxConcurrency`, as `duo.max_concurrency`).
         public var workerMaxConcurrency: Int?
         public var roles: [String: [String]] = ["engineering": ["Engineering", "VPN"], "sales": ["Sales"], "support": ["Support", "VPN"]]
         public var unmappedRoles = "ignore"

@@ -21,6 +21,11 @@ public struct ProvisioningCommand: Sendable, Hashable, Codable {
     /// When to apply it, if not at once: the event's effective date, when it is in the future.
     public var applyAt: Date?
 
+    /// A leaver's command: it goes ahead of everything else, in the Duo client's queues and the
+    /// store's, and its writes never share a bulk request. Its priority says so; its desired
+    /// state is checked too, so a command stored with the wrong priority is still treated as one.
+    public var isLockout: Bool { priority == .termination || desired.terminated }
+
     public init(employeeID: String, desired: DesiredDuoState, priority: CommandPriority, eventID: String, eventSource: String, eventType: LifecycleEventType) {
         self.employeeID = employeeID
         self.desired = desired

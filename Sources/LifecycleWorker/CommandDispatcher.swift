@@ -87,7 +87,7 @@ public final class CommandDispatcher: Service, Sendable {
                     if let lease = command.lease { inFlightLeases.withLock { _ = $0.insert(lease) } }
                     group.addTask {
                         // A leaver's store transactions go ahead of other commands' (SQLite's group commit).
-                        await GroupCommitStore.$urgent.withValue(command.command.priority == .termination) { await self.process(command) }
+                        await GroupCommitStore.$urgent.withValue(command.command.isLockout) { await self.process(command) }
                         if let lease = command.lease { self.inFlightLeases.withLock { _ = $0.remove(lease) } }
                         self.inFlight.withLock { $0 -= 1 }
                         self.wakeup.signal()
@@ -205,8 +205,8 @@ public final class CommandDispatcher: Service, Sendable {
         setPhase(stored.id, "applying to Duo")
         // A leaver's writes, and any that take access away, are never batched; other commands'
         // writes may share bulk requests.
-        let batchable = stored.command.priority != .termination && !stored.command.desired.disablesAccess
-        let result = await DuoRequestPriority.$current.withValue(stored.command.priority == .termination ? .urgent : .normal) {
+        let batchable = !stored.command.isLockout && !stored.command.desired.disablesAccess
+        let result = await DuoRequestPriority.$current.withValue(stored.command.isLockout ? .urgent : .normal) {
             await DuoBulkWriter.$eligible.withValue(batchable) {
                 await applier.apply(stored.command, known: known, directory: fenced, ledger: StoreLedger(store: store))
             }

@@ -42,6 +42,13 @@ struct LifecyclePlannerTests {
         let (_, state) = run([event(.hired, seq: 1, roles: ["sales"])])
         guard case .command(let c, _) = planner.plan(event(.terminated, seq: 2, email: nil), state: state) else { Issue.record("no command"); return }
         #expect(c.priority == .termination && c.desired.status == .disabled && c.desired.terminated)
+        #expect(c.isLockout)
+        // A leaver's command stored with the wrong priority still goes first and alone.
+        var misfiled = c
+        misfiled.priority = .normal
+        #expect(misfiled.isLockout)
+        guard case .command(let hire, _) = planner.plan(event(.hired, seq: 1, roles: ["sales"]), state: nil) else { Issue.record("no command"); return }
+        #expect(!hire.isLockout)
         #expect(c.desired.groups == ["Sales"], "groups stay unless remove_managed_groups")
         let removing = LifecyclePlanner(mapping: Self.mapping, termination: TerminationPolicy(action: .delete, deleteAfter: .seconds(3600), removeManagedGroups: true))
         guard case .command(let d, _) = removing.plan(event(.terminated, seq: 2, at: 5000, email: nil), state: state) else { Issue.record("no command"); return }
