@@ -24,7 +24,7 @@ public final class KafkaConsumer: Sendable {
         guard !configuration.groupID.isEmpty else { throw KafkaError.configuration("A consumer needs a group id") }
         let (stream, continuation) = AsyncStream.makeStream(of: [KafkaConsumerMessage].self, bufferingPolicy: .unbounded)
         let context = ConsumerContext(logger: logger, statistics: RDKafkaStatistics(role: "consumer", group: configuration.groupID),
-                                      maxBuffered: configuration.maxBufferedMessages)
+                                      maxBuffered: configuration.maxBufferedMessages, offsetReset: configuration.autoOffsetReset)
         let client = try RDKafkaClient.make(kind: .consumer, properties: configuration.properties(), context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf, rdkafkaRebalanceCallback)
         }
@@ -239,11 +239,13 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     }
     private let state = Mutex(State())
     private let maxBuffered: Int
+    private let offsetReset: KafkaConsumerConfiguration.OffsetReset
     /// Set once, right after the handle is made; read only by the poll thread and the consumer.
     nonisolated(unsafe) weak var client: RDKafkaClient?
 
-    init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int) {
+    init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int, offsetReset: KafkaConsumerConfiguration.OffsetReset) {
         self.maxBuffered = max(1, maxBuffered)
+        self.offsetReset = offsetReset
         super.init(logger: logger, statistics: statistics)
     }
 
@@ -316,24 +318,57 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
             let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!  // librdkafka aborts rather than return NULL
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
-            if !paused {
-                // Pausing drops what librdkafka had fetched but not handed over. Resume exactly after
-                // the last message the application received, or from the committed offset if it has
-                // received none — never from librdkafka's fetch position, which would skip the dropped ones.
-                for i in 0..<Int(list.pointee.cnt) {
-                    let tp = TopicPartition(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
-                    list.pointee.elems[i].offset = delivered[tp].map { $0 + 1 } ?? Int64(RD_KAFKA_OFFSET_STORED)
-                }
-                // A seek only times out when librdkafka's threads are starved (a loaded machine);
-                // it is idempotent, so it is tried again before the resume is given up.
-                for attempt in 1...3 {
-                    guard let error = rd_kafka_seek_partitions(rk, list, 5000) else { break }
-                    let failure = KafkaError(consuming: error, context: "Seek before resume failed")
-                    guard failure.code == .timedOut, attempt < 3 else { throw failure }
-                }
+            if paused {
+                let err = rd_kafka_pause_partitions(rk, list)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "Pause failed") }
+                return
             }
-            let err = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: paused ? "Pause failed" : "Resume failed") }
+            // Pausing drops what librdkafka had fetched but not handed over, and librdkafka would
+            // resume from its fetch position, after the dropped messages. So each partition is
+            // first moved to exactly after the last message the application received, or, if it
+            // received none, to the committed offset (where this assignment started).
+            try resumePositions(rk, list, delivered: delivered)
+            // A seek only times out when librdkafka's threads are starved (a loaded machine);
+            // it is idempotent, so it is tried again before the resume is given up.
+            for attempt in 1...3 {
+                guard let error = rd_kafka_seek_partitions(rk, list, 5000) else { break }
+                let failure = KafkaError(consuming: error, context: "Seek before resume failed")
+                guard failure.code == .timedOut, attempt < 3 else { throw failure }
+            }
+            let err = rd_kafka_resume_partitions(rk, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "Resume failed") }
+            // A resume does not wake librdkafka's broker threads, which sleep up to a second when
+            // every partition is paused; a seek does. The same positions again, so nothing moves.
+            if let error = rd_kafka_seek_partitions(rk, list, 5000) {
+                logger.debug("Kafka seek after resume failed; fetching starts within a second", metadata: ["kafka.error": "\(KafkaError(consuming: error, context: "Seek after resume"))"])
+            }
+        }
+    }
+
+    /// Sets each partition's offset in `list` to where the application resumes: after the last
+    /// message it received, else the committed offset, else where `auto.offset.reset` says.
+    private func resumePositions(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+                                 delivered: [TopicPartition: Int64]) throws {
+        var unreceived: [Int] = []
+        for i in 0..<Int(list.pointee.cnt) {
+            let tp = TopicPartition(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
+            if let last = delivered[tp] { list.pointee.elems[i].offset = last + 1 } else { unreceived.append(i) }
+        }
+        guard !unreceived.isEmpty else { return }
+        let query = rd_kafka_topic_partition_list_new(Int32(unreceived.count))!  // librdkafka aborts rather than return NULL
+        defer { rd_kafka_topic_partition_list_destroy(query) }
+        for i in unreceived { rd_kafka_topic_partition_list_add(query, list.pointee.elems[i].topic, list.pointee.elems[i].partition) }
+        let err = rd_kafka_committed(rk, query, 5000)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "Could not read committed offsets before resuming") }
+        for (j, i) in unreceived.enumerated() {
+            let committed = query.pointee.elems[j]
+            if committed.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(committed.err, context: "Could not read a committed offset before resuming") }
+            guard committed.offset < 0 else { list.pointee.elems[i].offset = committed.offset; continue }
+            switch offsetReset {
+            case .earliest: list.pointee.elems[i].offset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+            case .latest: list.pointee.elems[i].offset = Int64(RD_KAFKA_OFFSET_END)
+            case .error: list.pointee.elems[i].offset = Int64(RD_KAFKA_OFFSET_INVALID)  // librdkafka reports the missing offset
+            }
         }
     }
 
