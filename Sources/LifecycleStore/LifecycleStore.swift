@@ -177,10 +177,48 @@ public protocol LifecycleStoreTransaction: Sendable {
     /// instead of several per event. Nil from a store that answers one event at a time (a shared
     /// store, whose reads of an employee also lock it, one employee at a time).
     func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch?
+
+    /// Writes what an ingest transaction gathered: inbox entries, employee states and new
+    /// commands, each kind in the order given (a later state of one employee replaces an earlier
+    /// one). A store may write each kind with a few statements instead of one per row.
+    func insertIngested(_ rows: IngestRows) async throws
 }
 
 extension LifecycleStoreTransaction {
     public func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch? { nil }
+
+    public func insertIngested(_ rows: IngestRows) async throws {
+        for e in rows.inbox { try await recordInbox(source: e.source, id: e.id, topic: e.topic, partition: e.partition, offset: e.offset, receivedAt: e.receivedAt) }
+        for state in rows.states { try await saveEmployeeState(state) }
+        for command in rows.commands { try await insertCommand(command) }
+    }
+}
+
+/// Rows an ingest transaction adds, gathered to be written together
+/// (``LifecycleStoreTransaction/insertIngested(_:)``).
+public struct IngestRows: Sendable {
+    public struct Inbox: Sendable {
+        public var source: String
+        public var id: String
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+        public var receivedAt: Date
+        public init(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) {
+            self.source = source
+            self.id = id
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
+            self.receivedAt = receivedAt
+        }
+    }
+
+    public var inbox: [Inbox] = []
+    public var states: [EmployeeState] = []
+    public var commands: [NewCommand] = []
+    public var isEmpty: Bool { inbox.isEmpty && states.isEmpty && commands.isEmpty }
+    public init() {}
 }
 
 /// A batch's inbox entries, employees' states, waiting commands and username links, read at once

@@ -7,16 +7,20 @@ import Synchronization
 /// value (length −1 for a null value). Far cheaper than JSON on the ingest path.
 enum HeaderCoding {
     static func encode(_ headers: [MessageHeader]) -> Data {
-        var out = Data()
-        func u32(_ v: Int32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        var out: [UInt8] = []
+        out.reserveCapacity(headers.reduce(4) { $0 + 8 + $1.name.utf8.count + ($1.value?.count ?? 0) })
+        func u32(_ v: Int32) {
+            let u = UInt32(bitPattern: v)
+            out.append(UInt8(truncatingIfNeeded: u)); out.append(UInt8(truncatingIfNeeded: u >> 8))
+            out.append(UInt8(truncatingIfNeeded: u >> 16)); out.append(UInt8(truncatingIfNeeded: u >> 24))
+        }
         u32(Int32(headers.count))
         for h in headers {
-            let name = Array(h.name.utf8)
-            u32(Int32(name.count))
-            out.append(contentsOf: name)
+            u32(Int32(h.name.utf8.count))
+            out.append(contentsOf: h.name.utf8)
             if let v = h.value { u32(Int32(v.count)); out.append(contentsOf: v) } else { u32(-1) }
         }
-        return out
+        return Data(out)
     }
 
     struct Corrupt: Error {}
@@ -651,6 +655,64 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                     }
                 }
                 return found
+            }
+        }
+
+        func insertIngested(_ rows: IngestRows) async throws {
+            if rows.isEmpty { return }
+            let now = Date().timeIntervalSince1970
+            var inbox: [DatabaseValue] = []
+            inbox.reserveCapacity(rows.inbox.count * 6)
+            for e in rows.inbox {
+                inbox += [e.source.databaseValue, e.id.databaseValue, e.topic.databaseValue, Int64(e.partition).databaseValue,
+                          e.offset.databaseValue, e.receivedAt.timeIntervalSince1970.databaseValue]
+            }
+            // One row per employee, its last state: a statement may not upsert one row twice.
+            var latest: [String: Int] = [:]
+            for (i, state) in rows.states.enumerated() { latest[state.employeeID] = i }
+            var states: [DatabaseValue] = []
+            for (i, state) in rows.states.enumerated() where latest[state.employeeID] == i {
+                states += [state.employeeID.databaseValue, StateCoding.encode(state).databaseValue, now.databaseValue]
+            }
+            var commands: [DatabaseValue] = []
+            commands.reserveCapacity(rows.commands.count * 16)
+            for c in rows.commands {
+                let src = c.source
+                commands += [c.command.employeeID.databaseValue, c.state.rawValue.databaseValue, c.command.priority.rawValue.databaseValue,
+                             StateCoding.encode(c.command).databaseValue, (c.isFollowUp ? 1 : 0).databaseValue,
+                             c.notBefore.timeIntervalSince1970.databaseValue, now.databaseValue, now.databaseValue,
+                             src.topic.databaseValue, Int64(src.partition).databaseValue, src.offset.databaseValue,
+                             src.timestampMs?.databaseValue ?? .null, src.key.map { Data($0) }?.databaseValue ?? .null,
+                             src.value.map { Data($0) }?.databaseValue ?? .null, HeaderCoding.encode(src.headers).databaseValue,
+                             src.receivedAt.timeIntervalSince1970.databaseValue]
+            }
+            try access { db in
+                try Self.insertRows(db, into: #"inbox (source, event_id, topic, partition, "offset", received_at)"#, columns: 6, values: inbox, then: """
+                     ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
+                      "offset" = excluded."offset", received_at = excluded.received_at
+                    """)
+                try Self.insertRows(db, into: "employees (employee_id, state, updated_at)", columns: 3, values: states, then: """
+                     ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                    """)
+                // Rows of one statement are inserted in order, so the commands' ids keep it.
+                try Self.insertRows(db, into: """
+                    commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
+                      src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
+                    """, columns: 16, values: commands)
+            }
+        }
+
+        /// Inserts rows of `columns` values each, up to 64 rows per statement (a few statement
+        /// shapes, each cached).
+        private static func insertRows(_ db: Database, into table: String, columns: Int, values: [DatabaseValue], then clause: String = "") throws {
+            let rowCount = values.count / columns
+            let tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
+            var start = 0
+            while start < rowCount {
+                let n = rowCount - start >= 64 ? 64 : min(rowCount - start, 8)
+                let sql = "INSERT INTO \(table) VALUES " + Array(repeating: tuple, count: n).joined(separator: ",") + clause
+                try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(values[start * columns ..< (start + n) * columns]))
+                start += n
             }
         }
 

@@ -71,6 +71,7 @@ public struct EventIngestor: Sendable {
             let request = prefetchRequest(batch)
             let view = BatchView(tx: tx, prefetch: try await tx.prefetch(request), request: request)
             for entry in batch.entries { try await ingest(entry, tx: tx, view: view, now: now, summary: &summary) }
+            try await view.flush()
             return summary
         }
         Counter(label: "duo_lifecycle_events_in_total").increment(by: batch.count)
@@ -134,7 +135,7 @@ public struct EventIngestor: Sendable {
                     summary.deadLettered += 1
                     return
                 }
-                try await view.saveEmployeeState(state)
+                view.saveEmployeeState(state)
                 // The newer command carries the full desired state, so the waiting ones are
                 // superseded — except, when the newer one is scheduled, one that is due now (a hire
                 // keeps its access until a termination's date): it runs first. A running one is
@@ -142,10 +143,10 @@ public struct EventIngestor: Sendable {
                 let notBefore = max(now, command.applyAt ?? now)
                 for waiting in try await view.waitingCommands(employeeID: event.employeeID)
                 where notBefore <= now || waiting.isScheduled(now: now) {
-                    if try await factory.supersede(waiting, in: tx, now: now) { summary.superseded += 1 }
+                    if try await factory.supersede(waiting, in: view.flushed(), now: now) { summary.superseded += 1 }
                 }
                 // An event effective later waits for its date, durably (a restart keeps the schedule).
-                try await view.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
+                view.insertCommand(NewCommand(command: command, source: source, notBefore: notBefore))
                 if notBefore > now {
                     try await tx.enqueue(factory.result(for: identity, record: source, outcome: .scheduled, scheduledFor: notBefore, now: now))
                     summary.scheduled += 1
@@ -159,9 +160,14 @@ public struct EventIngestor: Sendable {
 /// The store as one ingest transaction sees it: what the batch's prefetch answered, with what the
 /// transaction itself has written since laid over it. Anything the prefetch was not asked (or a
 /// store that does not prefetch) is read from the transaction.
+///
+/// Inbox entries, states and commands are gathered and written together
+/// (``LifecycleStoreTransaction/insertIngested(_:)``): before anything is read from the
+/// transaction or changed in it other than through the outbox, and at the end of the batch.
 private final class BatchView {
-    let tx: any LifecycleStoreTransaction
+    private let tx: any LifecycleStoreTransaction
     let prefetch: IngestPrefetch?
+    private var gathered = IngestRows()
     private var recordedInbox: Set<IngestPrefetch.InboxKey> = []
     private var savedStates: [String: EmployeeState] = [:]
     /// Employees given a command by this transaction (the ones it superseded went with it): their
@@ -183,38 +189,52 @@ private final class BatchView {
         let key = IngestPrefetch.InboxKey(source: source, id: id)
         if recordedInbox.contains(key) { return true }
         if let prefetch, askedInbox.contains(key) { return prefetch.inbox.contains(key) }
-        return try await tx.inboxContains(source: source, id: id)
+        return try await flushed().inboxContains(source: source, id: id)
     }
 
     func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws {
-        try await tx.recordInbox(source: source, id: id, topic: topic, partition: partition, offset: offset, receivedAt: receivedAt)
+        gathered.inbox.append(.init(source: source, id: id, topic: topic, partition: partition, offset: offset, receivedAt: receivedAt))
         recordedInbox.insert(.init(source: source, id: id))
+    }
+
+    /// Writes what was gathered.
+    func flush() async throws {
+        guard !gathered.isEmpty else { return }
+        let rows = gathered
+        gathered = IngestRows()
+        try await tx.insertIngested(rows)
+    }
+
+    /// The transaction, with everything gathered written to it.
+    func flushed() async throws -> any LifecycleStoreTransaction {
+        try await flush()
+        return tx
     }
 
     func employeeState(_ employeeID: String) async throws -> EmployeeState? {
         if let saved = savedStates[employeeID] { return saved }
         if let prefetch, askedEmployees.contains(employeeID) { return prefetch.states[employeeID] }
-        return try await tx.employeeState(employeeID)
+        return try await flushed().employeeState(employeeID)
     }
 
-    func saveEmployeeState(_ state: EmployeeState) async throws {
-        try await tx.saveEmployeeState(state)
+    func saveEmployeeState(_ state: EmployeeState) {
+        gathered.states.append(state)
         savedStates[state.employeeID] = state
     }
 
     func waitingCommands(employeeID: String) async throws -> [StoredCommand] {
         if let prefetch, askedEmployees.contains(employeeID), !commandsChanged.contains(employeeID) { return prefetch.waiting[employeeID] ?? [] }
-        return try await tx.waitingCommands(employeeID: employeeID)
+        return try await flushed().waitingCommands(employeeID: employeeID)
     }
 
-    func insertCommand(_ command: NewCommand) async throws {
+    func insertCommand(_ command: NewCommand) {
         commandsChanged.insert(command.command.employeeID)
-        try await tx.insertCommand(command)
+        gathered.commands.append(command)
     }
 
     func employeeLinked(toUsername username: String) async throws -> String? {
         let key = IngestPrefetch.linkKey(username)
         if let prefetch, IngestPrefetch.answersUsername(username), askedUsernames.contains(key) { return prefetch.links[key] }
-        return try await tx.employeeLinked(toUsername: username)
+        return try await flushed().employeeLinked(toUsername: username)
     }
 }

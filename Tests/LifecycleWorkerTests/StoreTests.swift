@@ -32,6 +32,45 @@ struct StoreTests {
 
     // MARK: Both stores
 
+    @Test("An ingest's rows written together: every inbox entry, each employee's last state, and the commands in the order given, across more rows than one statement holds",
+          arguments: StoreKind.allCases)
+    func ingestedRowsWrittenTogether(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        var rows = IngestRows()
+        let at = Date(timeIntervalSince1970: 1_790_000_000)
+        for i in 0..<150 {
+            rows.inbox.append(.init(source: "urn:t", id: "e\(i)", topic: "t", partition: 2, offset: Int64(i), receivedAt: at))
+            // Employees E0 to E119; the last 30 rows are second states of E0 to E29.
+            let employee = "E\(i % 120)"
+            var state = EmployeeState(employeeID: employee)
+            state.desired.profile.firstName = i < 120 ? "first" : "second"
+            rows.states.append(state)
+            var command = Self.command(employee, event: "e\(i)")
+            command.source.headers = [MessageHeader(name: "ce_id", value: Array("e\(i)".utf8)), MessageHeader(name: "empty", value: nil)]
+            rows.commands.append(command)
+        }
+        // A replayed event recorded twice in one batch.
+        rows.inbox.append(.init(source: "urn:t", id: "e7", topic: "t", partition: 2, offset: 999, receivedAt: at))
+        let written = rows
+        try await Self.retryingUnavailable { try await store.write { try await $0.insertIngested(written) } }
+
+        let commands = try await store.allCommands().sorted { $0.id < $1.id }
+        #expect(commands.map(\.command.eventID) == (0..<150).map { "e\($0)" })
+        #expect(commands.allSatisfy { $0.state == .pending && $0.source.headers.count == 2 && $0.source.headers[1].value == nil })
+        #expect(commands.last?.source.headers.first?.value == Array("e149".utf8))
+        try await Self.retryingUnavailable {
+            try await store.write { tx in
+                for i in 0..<150 { #expect(try await tx.inboxContains(source: "urn:t", id: "e\(i)")) }
+                for i in 0..<120 {
+                    let state = try await tx.employeeState("E\(i)")
+                    #expect(state?.desired.profile.firstName == (i < 30 ? "second" : "first"), "E\(i)")
+                }
+            }
+        }
+        await store.close()
+    }
+
+
     @Test("Leases and fencing: an expired claim is taken again, ahead of its employee's newer commands, under a new token; the old holder can neither renew, nor write to Duo, nor record an outcome",
           arguments: StoreKind.allCases)
     func leasesAndFencing(kind: StoreKind) async throws {
