@@ -213,10 +213,29 @@ public struct LifecycleEventDecoder: Sendable {
     }
 
     static func isEmail(_ s: String) -> Bool {
+        s.utf8.allSatisfy({ $0 < 0x80 }) ? isASCIIEmail(Array(s.utf8)) : isEmailByCharacters(s)
+    }
+
+    static func isEmailByCharacters(_ s: String) -> Bool {
         let parts = s.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !s.contains(where: \.isWhitespace) else { return false }
         // As the schema's pattern ^[^@\s]+@[^@\s]+\.[^@\s]+$: a dot in the domain with something on each side.
         let domain = Array(parts[1])
         return domain.indices.contains { $0 > 0 && $0 < domain.count - 1 && domain[$0] == "." }
+    }
+
+    /// ``isEmail(_:)`` for an address in ASCII, byte by byte (it runs for every event): one `@`
+    /// with something before it, no whitespace, a dot in the domain with something on each side.
+    static func isASCIIEmail(_ bytes: [UInt8]) -> Bool {
+        var at: Int?
+        for (i, b) in bytes.enumerated() {
+            if b == 0x20 || (0x09...0x0D).contains(b) { return false }
+            if b == UInt8(ascii: "@") {
+                if at != nil { return false }
+                at = i
+            }
+        }
+        guard let at, at > 0 else { return false }
+        return bytes.indices.contains { $0 > at + 1 && $0 < bytes.count - 1 && bytes[$0] == UInt8(ascii: ".") }
     }
 }

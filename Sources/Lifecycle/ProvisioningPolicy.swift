@@ -50,9 +50,16 @@ public struct MappingPolicy: Sendable, Hashable, Codable {
     }
 
     /// A username derived from the event's fields.
+    /// The first part of an address that `@` does not split further: its local part. (ASCII
+    /// byte by byte, as this runs for every event; anything else by characters.)
+    static func localPart(_ email: String) -> String? {
+        guard email.utf8.allSatisfy({ $0 < 0x80 }) else { return email.split(separator: "@").first.map(String.init) }
+        return email.utf8.split(separator: UInt8(ascii: "@")).first.map { String(decoding: $0, as: UTF8.self) }
+    }
+
     public func derivedUsername(email: String?, employeeID: String) -> String? {
         switch usernameSource {
-        case .emailLocalPart: return email.flatMap { $0.split(separator: "@").first.map(String.init) }
+        case .emailLocalPart: return email.flatMap(Self.localPart)
         case .email: return email
         case .employeeID: return employeeID
         }

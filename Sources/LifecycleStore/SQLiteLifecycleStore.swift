@@ -711,7 +711,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
             while start < rowCount {
                 let n = rowCount - start >= 64 ? 64 : min(rowCount - start, 8)
                 let sql = "INSERT INTO \(table) VALUES " + Array(repeating: tuple, count: n).joined(separator: ",") + clause
-                try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(values[start * columns ..< (start + n) * columns]))
+                // (The existential form: GRDB's generic one maps through a key path, a tenth of ingest.)
+                let chunk: [(any DatabaseValueConvertible)?] = values[start * columns ..< (start + n) * columns].map { $0 }
+                try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(chunk))
                 start += n
             }
         }
