@@ -45,10 +45,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // JSON documents written straight to bytes, for those made for every event or request.
+        .target(name: "JSONText"),
         // Duo Admin API client: signing, typed models, paging, errors, retries, limits.
         .target(
             name: "DuoAdmin",
             dependencies: [
+                "JSONText",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +78,7 @@ let package = Package(
         .target(
             name: "LifecycleStore",
             dependencies: [
-                "Lifecycle",
+                "Lifecycle", "JSONText",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -86,7 +89,7 @@ let package = Package(
         .target(
             name: "LifecycleWorker",
             dependencies: [
-                "Lifecycle", "LifecycleStore", "LifecycleIngress", "LifecycleTools", "DuoAdmin", "Kafka",
+                "Lifecycle", "LifecycleStore", "LifecycleIngress", "LifecycleTools", "DuoAdmin", "Kafka", "JSONText",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

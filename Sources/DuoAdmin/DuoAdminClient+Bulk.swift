@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import NIOHTTP1
 
 /// One write of a `POST /admin/v1/bulk` request: create, modify or delete a user, or add or
@@ -77,13 +78,7 @@ extension DuoAdminClient {
             throw DuoAdminError(kind: .invalidRequest, message: "A bulk request holds 1 to \(Self.maxBulkOperations) operations, not \(operations.count)",
                                 request: request)
         }
-        let list: [[String: Any]] = operations.map { op in
-            var body: [String: Any] = [:]
-            for p in op.body { body[p.key] = p.value }
-            return ["method": op.method, "path": op.path, "body": body]
-        }
-        let encoded = (try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
-        let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", String(decoding: encoded, as: UTF8.self))],
+        let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", Self.operationsJSON(operations))],
                                   permit: permit)
         guard let items = response.response as? [Any] else {
             throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "A bulk response must list one outcome per operation", request: request)
@@ -94,12 +89,40 @@ extension DuoAdminClient {
         }
     }
 
+    /// The `operations` parameter: `[{"body":{...},"method":...,"path":...}, ...]`, members in
+    /// key order (a parameter given twice keeps its last value), as Duo's clients send it.
+    static func operationsJSON(_ operations: [DuoBulkOperation]) -> String {
+        var json = JSONText()
+        json.beginArray()
+        for op in operations {
+            var body: [String: String] = [:]
+            for p in op.body { body[p.key] = p.value }
+            json.beginObject()
+            json.key("body")
+            json.beginObject()
+            for key in body.keys.sorted() {
+                json.key(key)
+                json.string(body[key])
+            }
+            json.endObject()
+            json.key("method")
+            json.string(op.method)
+            json.key("path")
+            json.string(op.path)
+            json.endObject()
+        }
+        json.endArray()
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+
     static func bulkOutcome(_ item: Any, of operation: DuoBulkOperation) -> DuoBulkOutcome {
         guard let object = item as? [String: Any] else {
             return .failed(DuoAdminError(kind: .invalidResponse, message: "A bulk outcome is not an object", request: operation.description))
         }
         if (object["stat"] as? String) == "OK" {
             let response = object["response"] ?? ""
+            // Writes other than a create or modify answer "": nothing to write again.
+            if let text = response as? String, text.isEmpty { return .ok(Data("\"\"".utf8)) }
             let data = (try? JSONSerialization.data(withJSONObject: response, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
             return .ok(data)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import Lifecycle
 
 /// The stored JSON of employees' state and commands, written by hand: `JSONEncoder` was a quarter
