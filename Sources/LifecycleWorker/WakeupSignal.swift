@@ -15,18 +15,27 @@ public final class WakeupSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Waits for a signal, or until `timeout` passes.
+    /// Waits for a signal, or until `timeout` passes, or until the task is cancelled.
     public func wait(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let ready = state.withLock { s -> Bool in
-                        if s.pending { s.pending = false; return true }
-                        s.waiter?.resume()
-                        s.waiter = c
-                        return false
+                // Cancelled (the group's other child timed out, or the caller was cancelled): the
+                // wait ends, or a cancelled service would wait here for good.
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                        let ready = state.withLock { s -> Bool in
+                            if s.pending { s.pending = false; return true }
+                            // Checked under the lock the handler takes: a cancellation is either
+                            // seen here or finds this waiter parked.
+                            if Task.isCancelled { return true }
+                            s.waiter?.resume()
+                            s.waiter = c
+                            return false
+                        }
+                        if ready { c.resume() }
                     }
-                    if ready { c.resume() }
+                } onCancel: { [self] in
+                    state.withLock { s -> CheckedContinuation<Void, Never>? in defer { s.waiter = nil }; return s.waiter }?.resume()
                 }
             }
             group.addTask {

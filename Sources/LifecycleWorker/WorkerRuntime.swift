@@ -7,6 +7,7 @@ import LifecycleIngress
 import LifecycleStore
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -105,7 +106,9 @@ public final class WorkerRuntime: Sendable {
         Self.registerSeries()
         let server = OperationsServer(host: configuration.httpHost, port: configuration.httpPort, registry: registry, logger: logger,
                                       routes: routes) { [self] in await readiness() }
-        var services: [any Service] = [server.makeApplication(onRunning: onHTTPRunning), StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
+        var services: [any Service] = [Listening(server: server.makeApplication(onRunning: onHTTPRunning), setting: "http", host: configuration.httpHost,
+                                                 port: configuration.httpPort),
+                                       StoreMaintenance(store: store, retention: configuration.storeRetention, logger: logger)] + pipeline.services
         if let every = configuration.reconcile.every {
             let reconciler = DirectoryReconciler(configuration: configuration, store: store, client: client, logger: logger)
             services.append(ScheduledReconcile(reconciler: reconciler, store: store, every: every, fix: configuration.reconcile.fix,
@@ -113,7 +116,8 @@ public final class WorkerRuntime: Sendable {
         }
         // The webhook ingress on its own port; its metrics are on the operations port.
         if let ingress = configuration.ingress {
-            services.append(try IngressServer(configuration: ingress, logger: logger).service(onRunning: onIngressRunning))
+            services.append(Listening(server: try IngressServer(configuration: ingress, logger: logger).service(onRunning: onIngressRunning),
+                                      setting: "ingress", host: ingress.host, port: ingress.port))
         }
         var groupConfig = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
         if handleSignals { groupConfig.gracefulShutdownSignals = [.sigterm, .sigint] }
@@ -168,6 +172,35 @@ public final class WorkerRuntime: Sendable {
     public func triggerShutdown() async {
         let running = group.withLock { $0.stopRequested = true; return $0.running }
         await running?.triggerGracefulShutdown()
+    }
+}
+
+/// A port the worker could not listen on. (When one of its servers fails, the worker stops its
+/// other services and exits 1 with this.)
+public struct ListenFailed: Error, CustomStringConvertible {
+    /// The configuration section of the port: `http` or `ingress`.
+    public var setting: String
+    public var host: String
+    public var port: Int
+    public var reason: String
+    public var description: String {
+        "Could not listen on \(host):\(port) (\(setting).host, \(setting).port): \(reason). Another process may be using the port; choose another in the configuration."
+    }
+}
+
+/// Runs one of the worker's servers, naming its port and setting if it cannot listen there.
+struct Listening<Server: Service>: Service {
+    let server: Server
+    let setting: String
+    let host: String
+    let port: Int
+
+    func run() async throws {
+        do {
+            try await server.run()
+        } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+            throw ListenFailed(setting: setting, host: host, port: port, reason: String(cString: strerror(error.errnoCode)))
+        }
     }
 }
 

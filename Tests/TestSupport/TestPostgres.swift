@@ -116,8 +116,32 @@ public final class PrivatePostgres: Sendable {
         }
     }
 
-    /// A free TCP port on loopback.
+    /// A port nothing listens on, for a server a test starts. Taken at random below the kernel's
+    /// ephemeral range: a port the kernel hands out (`bind` to port 0) can be given to one of the
+    /// many outgoing connections of the tests running beside this one before the server binds it.
     public static func freePort() -> Int {
+        let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        let range = 10_000..<max(10_001, min(ephemeralLow, 32768))
+        for _ in 0..<200 {
+            let port = Int.random(in: range)
+            if canBind(port) { return port }
+        }
+        return kernelPort()
+    }
+
+    static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0
+    }
+
+    static func kernelPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()

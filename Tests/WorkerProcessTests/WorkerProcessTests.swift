@@ -139,6 +139,19 @@ struct WorkerProcessTests {
         await env.shutdown()
     }
 
+    @Test("A worker whose operations port is taken exits 1 at once, naming the port and its setting, instead of running on half stopped")
+    func takenPortExitsNamingIt() async throws {
+        let env = try await WorkerEnvironment(partitions: 1)
+        // The emulator already listens on this port.
+        let taken = try #require(URL(string: env.stack.emulatorURL)?.port)
+        let worker = try CLIProcess(["run", "--config", try env.writeConfig(httpPort: taken)], directory: env.directory)
+        let status = await worker.wait(timeout: .seconds(30))
+        if status == nil { worker.signal(SIGKILL) }
+        #expect(status == 1, "\(worker.stderr.suffix(2000))")
+        #expect(worker.stderr.contains("Could not listen on 127.0.0.1:\(taken) (http.host, http.port)"), "\(worker.stderr.suffix(2000))")
+        await env.shutdown()
+    }
+
     @Test("Readiness means able to work: ready without partitions (another member holds them all), 503 naming Kafka while no broker answers, ready again after")
     func readinessFollowsKafka() async throws {
         let env = try await WorkerEnvironment(partitions: 1)
