@@ -480,13 +480,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func recordInbox(source: String, id: String, topic: String, partition: Int32, offset: Int64, receivedAt: Date) async throws {
-            try access { db in
-                try db.cachedStatement(sql: """
-                    INSERT INTO inbox (source, event_id, topic, partition, "offset", received_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
-                      "offset" = excluded."offset", received_at = excluded.received_at
-                    """).execute(arguments: [source, id, topic, partition, offset, receivedAt.timeIntervalSince1970])
-            }
+            let row = Self.inboxRow(.init(source: source, id: id, topic: topic, partition: partition, offset: offset, receivedAt: receivedAt))
+            try access { db in try Self.inboxTable.insert(db, row) }
         }
 
         func employeeState(_ employeeID: String) async throws -> EmployeeState? {
@@ -497,13 +492,8 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func saveEmployeeState(_ state: EmployeeState) async throws {
-            let encoded = StateCoding.encode(state)
-            try access { db in
-                try db.cachedStatement(sql: """
-                    INSERT INTO employees (employee_id, state, updated_at) VALUES (?, ?, ?)
-                    ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                    """).execute(arguments: [state.employeeID, encoded, Date().timeIntervalSince1970])
-            }
+            let row = Self.stateRow(state, now: Date().timeIntervalSince1970)
+            try access { db in try Self.employeesTable.insert(db, row) }
         }
 
         func waitingCommand(employeeID: String) async throws -> StoredCommand? {
@@ -528,18 +518,9 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func insertCommand(_ c: NewCommand) async throws -> Int64 {
-            let now = Date().timeIntervalSince1970
-            let src = c.source
-            let encoded = StateCoding.encode(c.command)
+            let row = Self.commandRow(c, now: Date().timeIntervalSince1970)
             return try access { db in
-                try db.cachedStatement(sql: """
-                    INSERT INTO commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
-                      src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [c.command.employeeID, c.state.rawValue, c.command.priority.rawValue,
-                                     encoded, c.isFollowUp ? 1 : 0, c.notBefore.timeIntervalSince1970, now, now,
-                                     src.topic, src.partition, src.offset, src.timestampMs, src.key.map { Data($0) }, src.value.map { Data($0) },
-                                     HeaderCoding.encode(src.headers), src.receivedAt.timeIntervalSince1970])
+                try Self.commandsTable.insert(db, row)
                 return db.lastInsertedRowID
             }
         }
@@ -661,61 +642,71 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         func insertIngested(_ rows: IngestRows) async throws {
             if rows.isEmpty { return }
             let now = Date().timeIntervalSince1970
-            var inbox: [DatabaseValue] = []
-            inbox.reserveCapacity(rows.inbox.count * 6)
-            for e in rows.inbox {
-                inbox += [e.source.databaseValue, e.id.databaseValue, e.topic.databaseValue, Int64(e.partition).databaseValue,
-                          e.offset.databaseValue, e.receivedAt.timeIntervalSince1970.databaseValue]
-            }
-            // One row per employee, its last state: a statement may not upsert one row twice.
-            var latest: [String: Int] = [:]
-            for (i, state) in rows.states.enumerated() { latest[state.employeeID] = i }
-            var states: [DatabaseValue] = []
-            for (i, state) in rows.states.enumerated() where latest[state.employeeID] == i {
-                states += [state.employeeID.databaseValue, StateCoding.encode(state).databaseValue, now.databaseValue]
-            }
-            var commands: [DatabaseValue] = []
-            commands.reserveCapacity(rows.commands.count * 16)
-            for c in rows.commands {
-                let src = c.source
-                commands += [c.command.employeeID.databaseValue, c.state.rawValue.databaseValue, c.command.priority.rawValue.databaseValue,
-                             StateCoding.encode(c.command).databaseValue, (c.isFollowUp ? 1 : 0).databaseValue,
-                             c.notBefore.timeIntervalSince1970.databaseValue, now.databaseValue, now.databaseValue,
-                             src.topic.databaseValue, Int64(src.partition).databaseValue, src.offset.databaseValue,
-                             src.timestampMs?.databaseValue ?? .null, src.key.map { Data($0) }?.databaseValue ?? .null,
-                             src.value.map { Data($0) }?.databaseValue ?? .null, HeaderCoding.encode(src.headers).databaseValue,
-                             src.receivedAt.timeIntervalSince1970.databaseValue]
-            }
+            // Rows of one statement are written in order: a later state of an employee replaces an
+            // earlier one, and the commands' ids keep their order.
+            let inbox = rows.inbox.flatMap(Self.inboxRow)
+            let states = rows.states.flatMap { Self.stateRow($0, now: now) }
+            let commands = rows.commands.flatMap { Self.commandRow($0, now: now) }
             try access { db in
-                try Self.insertRows(db, into: #"inbox (source, event_id, topic, partition, "offset", received_at)"#, columns: 6, values: inbox, then: """
-                     ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
-                      "offset" = excluded."offset", received_at = excluded.received_at
-                    """)
-                try Self.insertRows(db, into: "employees (employee_id, state, updated_at)", columns: 3, values: states, then: """
-                     ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                    """)
-                // Rows of one statement are inserted in order, so the commands' ids keep it.
-                try Self.insertRows(db, into: """
-                    commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
-                      src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
-                    """, columns: 16, values: commands)
+                try Self.inboxTable.insert(db, inbox)
+                try Self.employeesTable.insert(db, states)
+                try Self.commandsTable.insert(db, commands)
             }
         }
 
-        /// Inserts rows of `columns` values each, up to 64 rows per statement (a few statement
-        /// shapes, each cached).
-        private static func insertRows(_ db: Database, into table: String, columns: Int, values: [DatabaseValue], then clause: String = "") throws {
-            let rowCount = values.count / columns
-            let tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
-            var start = 0
-            while start < rowCount {
-                let n = rowCount - start >= 64 ? 64 : min(rowCount - start, 8)
-                let sql = "INSERT INTO \(table) VALUES " + Array(repeating: tuple, count: n).joined(separator: ",") + clause
-                // (The existential form: GRDB's generic one maps through a key path, a tenth of ingest.)
-                let chunk: [(any DatabaseValueConvertible)?] = values[start * columns ..< (start + n) * columns].map { $0 }
-                try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(chunk))
-                start += n
+        /// An `INSERT` of rows of one table, and what it does with a row already there.
+        struct RowInsert {
+            let table: String
+            let columns: Int
+            var onConflict = ""
+
+            /// Inserts `values`, `columns` per row, up to 64 rows per statement (a few statement
+            /// shapes, each cached).
+            func insert(_ db: Database, _ values: [DatabaseValue]) throws {
+                let rowCount = values.count / columns
+                let tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")"
+                var start = 0
+                while start < rowCount {
+                    let n = rowCount - start >= 64 ? 64 : min(rowCount - start, 8)
+                    let sql = "INSERT INTO \(table) VALUES " + Array(repeating: tuple, count: n).joined(separator: ",") + onConflict
+                    // (The existential form: GRDB's generic one maps through a key path, a tenth of ingest.)
+                    let chunk: [(any DatabaseValueConvertible)?] = values[start * columns ..< (start + n) * columns].map { $0 }
+                    try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(chunk))
+                    start += n
+                }
             }
+        }
+
+        static let inboxTable = RowInsert(table: #"inbox (source, event_id, topic, partition, "offset", received_at)"#, columns: 6, onConflict: """
+             ON CONFLICT (source, event_id) DO UPDATE SET topic = excluded.topic, partition = excluded.partition,
+              "offset" = excluded."offset", received_at = excluded.received_at
+            """)
+        static let employeesTable = RowInsert(table: "employees (employee_id, state, updated_at)", columns: 3, onConflict: """
+             ON CONFLICT (employee_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+            """)
+        static let commandsTable = RowInsert(table: """
+            commands (employee_id, state, priority, command, follow_up, next_attempt_at, created_at, updated_at,
+              src_topic, src_partition, src_offset, src_timestamp, src_key, src_value, src_headers, received_at)
+            """, columns: 16)
+
+        static func inboxRow(_ e: IngestRows.Inbox) -> [DatabaseValue] {
+            [e.source.databaseValue, e.id.databaseValue, e.topic.databaseValue, Int64(e.partition).databaseValue,
+             e.offset.databaseValue, e.receivedAt.timeIntervalSince1970.databaseValue]
+        }
+
+        static func stateRow(_ state: EmployeeState, now: Double) -> [DatabaseValue] {
+            [state.employeeID.databaseValue, StateCoding.encode(state).databaseValue, now.databaseValue]
+        }
+
+        static func commandRow(_ c: NewCommand, now: Double) -> [DatabaseValue] {
+            let src = c.source
+            return [c.command.employeeID.databaseValue, c.state.rawValue.databaseValue, c.command.priority.rawValue.databaseValue,
+                    StateCoding.encode(c.command).databaseValue, (c.isFollowUp ? 1 : 0).databaseValue,
+                    c.notBefore.timeIntervalSince1970.databaseValue, now.databaseValue, now.databaseValue,
+                    src.topic.databaseValue, Int64(src.partition).databaseValue, src.offset.databaseValue,
+                    src.timestampMs?.databaseValue ?? .null, src.key.map { Data($0) }?.databaseValue ?? .null,
+                    src.value.map { Data($0) }?.databaseValue ?? .null, HeaderCoding.encode(src.headers).databaseValue,
+                    src.receivedAt.timeIntervalSince1970.databaseValue]
         }
 
         func employeeLinked(toUsername username: String) async throws -> String? {
