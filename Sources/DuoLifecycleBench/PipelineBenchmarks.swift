@@ -67,9 +67,8 @@ struct PipelineBenchmarks {
     }
 
     /// 10,000 hires published at once (a backfill: an acquisition, a first sync), with Duo
-    /// limited to 10 requests a second, bulk requests on (the default) and
-    /// `worker.max_concurrency: 64`, as the README advises for a backfill. One call per change
-    /// would allow 10 changes a second; bulk requests carry many.
+    /// limited to 10 requests a second, bulk requests on and `worker.max_concurrency` 64 (both
+    /// the defaults). One call per change would allow 10 changes a second; bulk requests carry many.
     func backfill(report: BenchReport) async throws {
         var faults = DuoEmulatorFaults()
         faults.rateLimit = 10
@@ -78,7 +77,7 @@ struct PipelineBenchmarks {
         let messages = try (0..<count).map { try BenchEnvironment.event("hired", "F\($0)", seq: 1, roles: $0 % 2 == 0 ? ["engineering"] : ["sales"]) }
         progress("publishing \(count) hires")
         try await env.publish(messages)
-        try await env.startWorker(requestsPerSecond: 10, maxConcurrency: 8, workerMaxConcurrency: 64)
+        try await env.startWorker(requestsPerSecond: 10, maxConcurrency: 8)
         let results = try await env.awaitResults(count: count, timeout: .seconds(1800))
         await env.stopWorker()
         guard let first = results.map(\.receivedAt).min(), let last = results.map(\.publishedMs).max() else { throw BenchError("No results arrived") }

@@ -66,6 +66,9 @@ struct WorkerConfigurationTests {
         #expect(s.pipeline.groupID == "duo-lifecycle" && s.pipeline.lifecycleTopics == ["hr.employee.lifecycle.v1"])
         #expect(s.pipeline.resultsTopic == "duo.provisioning.results.v1" && s.pipeline.deadLetterTopic == "hr.employee.lifecycle.v1.dlq")
         #expect(s.duo.signature == .v5 && s.duo.requestsPerSecond == 10 && s.duo.maxConcurrency == 8)
+        // Commands at once, beyond Duo calls at once: waiting commands share bulk requests.
+        #expect(s.pipeline.maxConcurrency == 64)
+        #expect(try WorkerConfiguration.parse(yaml: Self.minimal.replacingOccurrences(of: "duo:\n", with: "duo:\n  max_concurrency: 100\n")).pipeline.maxConcurrency == 100)
         #expect(s.pipeline.retry.base == .seconds(1) && s.pipeline.retry.max == .seconds(300) && s.pipeline.retry.maxAge == .seconds(86400))
         #expect(s.pipeline.termination.action == .disable && !s.pipeline.termination.removeManagedGroups)
         #expect(s.storePath == "./.duo-lifecycle/state.sqlite" && s.httpPort == 8080 && s.shutdownTimeout == .seconds(30))

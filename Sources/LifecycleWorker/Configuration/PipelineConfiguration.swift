@@ -19,8 +19,10 @@ public struct PipelineConfiguration: Sendable {
     public var termination = TerminationPolicy()
     /// Retries of failed commands.
     public var retry = CommandRetryPolicy()
-    /// Commands applied at once. Default: 8.
-    public var maxConcurrency: Int = 8
+    /// Commands applied at once (their Duo calls are bounded by the Duo client's own
+    /// `maxConcurrency`). Default: 64.
+    public var maxConcurrency: Int = Self.defaultMaxConcurrency
+    public static let defaultMaxConcurrency = 64
     /// How long sent outbox rows are kept before they are deleted. Default: 1 hour.
     public var outboxRetention: Duration = .seconds(3600)
     /// How long a claimed command may run before another claim may take it (renewed while it
