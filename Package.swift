@@ -185,17 +185,17 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
-        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleStore", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
+        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "JSONText", "DuoEmulator", "EmbeddedStack"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleStore", "JSONText", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
         .testTarget(name: "LifecycleWorkerTests", dependencies: [
-            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
+            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools", "JSONText",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
             "TestSupport",
         ]),
         .testTarget(name: "WorkerProcessTests", dependencies: [
-            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools",
+            "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools", "JSONText",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             "TestSupport",
         ]),

@@ -80,7 +80,7 @@ extension DuoAdminClient {
         }
         let response = try await call(.POST, "/admin/v1/bulk", parameters: [DuoParameter("operations", Self.operationsJSON(operations))],
                                   permit: permit)
-        guard let items = response.response as? [Any] else {
+        guard let items = (try? JSONValue.parse(response.body))?["response"]?.arrayValue else {
             throw DuoAdminError(kind: .invalidResponse, httpStatus: 200, message: "A bulk response must list one outcome per operation", request: request)
         }
         return operations.indices.map { index in
@@ -115,20 +115,26 @@ extension DuoAdminClient {
         return String(decoding: json.bytes, as: UTF8.self)
     }
 
-    static func bulkOutcome(_ item: Any, of operation: DuoBulkOperation) -> DuoBulkOutcome {
-        guard let object = item as? [String: Any] else {
+    static func bulkOutcome(_ item: JSONValue, of operation: DuoBulkOperation) -> DuoBulkOutcome {
+        guard case .object = item else {
             return .failed(DuoAdminError(kind: .invalidResponse, message: "A bulk outcome is not an object", request: operation.description))
         }
-        if (object["stat"] as? String) == "OK" {
-            let response = object["response"] ?? ""
+        if item["stat"]?.stringValue == "OK" {
+            let response = item["response"] ?? .string("")
             // Writes other than a create or modify answer "": nothing to write again.
-            if let text = response as? String, text.isEmpty { return .ok(Data("\"\"".utf8)) }
-            let data = (try? JSONSerialization.data(withJSONObject: response, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
-            return .ok(data)
+            if response.stringValue?.isEmpty == true { return .ok(Data("\"\"".utf8)) }
+            var json = JSONText()
+            json.value(response)
+            return .ok(Data(json.bytes))
         }
-        let code = (object["code"] as? NSNumber)?.intValue ?? (object["code"] as? String).flatMap(Int.init)
-        return .failed(DuoAdminError(kind: .duo, code: code, message: (object["message"] as? String) ?? "Duo answered stat=\(object["stat"] ?? "nil")",
-                                     messageDetail: object["message_detail"] as? String, request: operation.description))
+        let code = item["code"]?.int64Value.flatMap { Int(exactly: $0) } ?? item["code"]?.stringValue.flatMap { Int($0) }
+        let stat = item["stat"].map { v -> String in
+            var json = JSONText()
+            json.value(v)
+            return v.stringValue ?? String(decoding: json.bytes, as: UTF8.self)
+        } ?? "nil"
+        return .failed(DuoAdminError(kind: .duo, code: code, message: item["message"]?.stringValue ?? "Duo answered stat=\(stat)",
+                                     messageDetail: item["message_detail"]?.stringValue, request: operation.description))
     }
 
     /// Decodes a bulk create's or modify's user.

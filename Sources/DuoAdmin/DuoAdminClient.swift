@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JSONText
 import Synchronization
 import Logging
 import NIOCore
@@ -196,16 +197,24 @@ public final class DuoAdminClient: Sendable {
 
     /// Duo's JSON body: sorted keys, compact, as Duo's Python client sends it. The same bytes are hashed and sent.
     static func jsonBody(_ parameters: [DuoParameter]) -> [UInt8] {
-        var object: [String: Any] = [:]
-        for p in parameters {
-            switch object[p.key] {
-            case let list as [String]: object[p.key] = list + [p.value]
-            case let one as String: object[p.key] = [one, p.value]
-            default: object[p.key] = p.value
+        // A name given more than once is a list of its values, in order.
+        var values: [String: [String]] = [:]
+        for p in parameters { values[p.key, default: []].append(p.value) }
+        var json = JSONText()
+        json.beginObject()
+        for key in values.keys.sorted() {
+            json.key(key)
+            let list = values[key]!
+            if list.count == 1 {
+                json.string(list[0])
+            } else {
+                json.beginArray()
+                for v in list { json.string(v) }
+                json.endArray()
             }
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Array(data)
+        json.endObject()
+        return json.bytes
     }
 
     static func transportError(_ error: any Error, request: String) -> DuoAdminError {

@@ -34,6 +34,8 @@ public struct JSONText: Sendable {
         bytes.append(contentsOf: d.description.utf8)
     }
     public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
+    /// A number's text as read from a document (``JSONValue/number(_:)``), already valid JSON.
+    mutating func number(text: String) { separate(); bytes.append(contentsOf: text.utf8) }
 
     private mutating func separate() {
         if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }

@@ -83,8 +83,26 @@ public protocol LifecycleStore: Sendable {
     /// The operators' actions (the console's audit trail), newest first.
     func auditLog(limit: Int) async throws -> [AuditEntry]
 
+    /// What a claimed command reads before it runs: its employee's state, the employee's waiting
+    /// commands (oldest first) and the Duo users linked to the employee (newest first), read on
+    /// one consistent snapshot. SQLite reads it beside the writer, so a command starting never
+    /// waits behind other commands' writes.
+    func commandContext(employeeID: String) async throws -> CommandContext
+
     /// Closes connections. The store cannot be used afterwards.
     func close() async
+}
+
+/// See ``LifecycleStore/commandContext(employeeID:)``.
+public struct CommandContext: Sendable {
+    public var state: EmployeeState?
+    public var waiting: [StoredCommand]
+    public var linkedDuoUserIDs: [String]
+    public init(state: EmployeeState?, waiting: [StoredCommand], linkedDuoUserIDs: [String]) {
+        self.state = state
+        self.waiting = waiting
+        self.linkedDuoUserIDs = linkedDuoUserIDs
+    }
 }
 
 extension LifecycleStore {
@@ -101,6 +119,14 @@ extension LifecycleStore {
     }
 
     public func close() async {}
+
+    /// In one transaction, for stores whose transactions run side by side (PostgreSQL).
+    public func commandContext(employeeID: String) async throws -> CommandContext {
+        try await write { tx in
+            CommandContext(state: try await tx.employeeState(employeeID), waiting: try await tx.waitingCommands(employeeID: employeeID),
+                           linkedDuoUserIDs: try await tx.linkedDuoUserIDs(employeeID: employeeID))
+        }
+    }
 }
 
 /// A claim on a running command: which command, and the fencing token of this claim.
@@ -481,5 +507,6 @@ extension ForwardingLifecycleStore {
     public func allEmployeeStates() async throws -> [EmployeeState] { try await inner.allEmployeeStates() }
     public func allDuoLinks() async throws -> [DuoLink] { try await inner.allDuoLinks() }
     public func auditLog(limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(limit: limit) }
+    public func commandContext(employeeID: String) async throws -> CommandContext { try await inner.commandContext(employeeID: employeeID) }
     public func close() async { await inner.close() }
 }

@@ -128,7 +128,6 @@ public final class PostgresLifecycleStore: LifecycleStore {
         }
     }
 
-    private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Connects and migrates the schema (under an advisory lock, so replicas starting together
     /// migrate once). Waits up to `connectTimeout` for the server.
@@ -706,7 +705,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
     public func allEmployeeStates() async throws -> [EmployeeState] {
         try await run { conn in
             try await conn.checkedQuery("SELECT state FROM employees ORDER BY employee_id", logger: self.logger).collect().map {
-                try Self.decoder.decode(EmployeeState.self, from: try $0.makeRandomAccess()["state"].decode(Data.self))
+                try StateCoding.decodeState(try $0.makeRandomAccess()["state"].decode(Data.self))
             }
         }
     }
@@ -762,7 +761,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         let r = row.makeRandomAccess()
         return StoredCommand(
             id: try r["id"].decode(Int64.self),
-            command: try decoder.decode(ProvisioningCommand.self, from: try r["command"].decode(Data.self)),
+            command: try StateCoding.decodeCommand(try r["command"].decode(Data.self)),
             source: SourceRecord(topic: try r["src_topic"].decode(String.self), partition: try r["src_partition"].decode(Int32.self),
                                  offset: try r["src_offset"].decode(Int64.self), timestampMs: try r["src_timestamp"].decode(Int64?.self),
                                  key: try r["src_key"].decode(Data?.self).map { Array($0) }, value: try r["src_value"].decode(Data?.self).map { Array($0) },
@@ -807,7 +806,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
             // rebalance, or an ingest beside a dispatch) never interleave one employee's changes.
             _ = try await rows("SELECT pg_advisory_xact_lock(hashtextextended(\(employeeID), 11))")
             guard let row = try await rows("SELECT state FROM employees WHERE employee_id = \(employeeID)").first else { return nil }
-            return try PostgresLifecycleStore.decoder.decode(EmployeeState.self, from: try row.makeRandomAccess()["state"].decode(Data.self))
+            return try StateCoding.decodeState(try row.makeRandomAccess()["state"].decode(Data.self))
         }
 
         func saveEmployeeState(_ state: EmployeeState) async throws {

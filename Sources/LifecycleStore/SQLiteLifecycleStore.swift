@@ -60,7 +60,6 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     /// hire creating its Duo group). Names are few (`reconcile`, `duo-group:<name>`), so they stay.
     private let namedLocks = Mutex<[String: AsyncWriteLock]>([:])
     public let path: String
-    private static var decoder: JSONDecoder { StateCoding.decoder }
 
     /// Opens (creating if needed) the database at `path` and migrates its schema.
     public init(path: String) throws {
@@ -417,9 +416,17 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         try reading { db in try Row.fetchAll(db, sql: "SELECT * FROM commands ORDER BY id").map(Self.command) }
     }
 
+    /// On a WAL snapshot, beside the writer: a command starting does not queue behind others' writes.
+    public func commandContext(employeeID: String) async throws -> CommandContext {
+        try reading { db in
+            CommandContext(state: try Transaction.employeeState(employeeID, db), waiting: try Transaction.waitingCommands(employeeID, db),
+                           linkedDuoUserIDs: try Transaction.linkedDuoUserIDs(employeeID, db))
+        }
+    }
+
     public func allEmployeeStates() async throws -> [EmployeeState] {
         try reading { db in
-            try Data.fetchAll(db, sql: "SELECT state FROM employees ORDER BY employee_id").map { try Self.decoder.decode(EmployeeState.self, from: $0) }
+            try Data.fetchAll(db, sql: "SELECT state FROM employees ORDER BY employee_id").map { try StateCoding.decodeState($0) }
         }
     }
 
@@ -442,7 +449,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     static func command(_ row: Row) throws -> StoredCommand {
         StoredCommand(
-            id: row["id"], command: try decoder.decode(ProvisioningCommand.self, from: row["command"] as Data),
+            id: row["id"], command: try StateCoding.decodeCommand(row["command"] as Data),
             source: SourceRecord(topic: row["src_topic"], partition: row["src_partition"], offset: row["src_offset"], timestampMs: row["src_timestamp"],
                                  key: (row["src_key"] as Data?).map { Array($0) }, value: (row["src_value"] as Data?).map { Array($0) },
                                  headers: try HeaderCoding.decode(row["src_headers"] as Data),
@@ -485,10 +492,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func employeeState(_ employeeID: String) async throws -> EmployeeState? {
-            try access { db in
-                try (Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM employees WHERE employee_id = ?"), arguments: [employeeID]))
-                    .map { try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: $0) }
-            }
+            try access { db in try Self.employeeState(employeeID, db) }
+        }
+
+        static func employeeState(_ employeeID: String, _ db: Database) throws -> EmployeeState? {
+            try (Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM employees WHERE employee_id = ?"), arguments: [employeeID]))
+                .map { try StateCoding.decodeState($0) }
         }
 
         func saveEmployeeState(_ state: EmployeeState) async throws {
@@ -504,10 +513,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func waitingCommands(employeeID: String) async throws -> [StoredCommand] {
-            try access { db in
-                try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id"),
-                                 arguments: [employeeID]).map(SQLiteLifecycleStore.command)
-            }
+            try access { db in try Self.waitingCommands(employeeID, db) }
+        }
+
+        static func waitingCommands(_ employeeID: String, _ db: Database) throws -> [StoredCommand] {
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM commands WHERE employee_id = ? AND state IN ('pending', 'retry') ORDER BY id"),
+                             arguments: [employeeID]).map(SQLiteLifecycleStore.command)
         }
 
         func newestCommand(employeeID: String) async throws -> StoredCommand? {
@@ -595,10 +606,12 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         }
 
         func linkedDuoUserIDs(employeeID: String) async throws -> [String] {
-            try access { db in
-                try String.fetchAll(db.cachedStatement(sql: "SELECT duo_user_id FROM duo_links WHERE employee_id = ? ORDER BY linked_at DESC"),
-                                    arguments: [employeeID])
-            }
+            try access { db in try Self.linkedDuoUserIDs(employeeID, db) }
+        }
+
+        static func linkedDuoUserIDs(_ employeeID: String, _ db: Database) throws -> [String] {
+            try String.fetchAll(db.cachedStatement(sql: "SELECT duo_user_id FROM duo_links WHERE employee_id = ? ORDER BY linked_at DESC"),
+                                arguments: [employeeID])
         }
 
         func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch? {
@@ -617,7 +630,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
                 for chunk in chunks(Array(Set(request.employeeIDs))) {
                     for row in try Row.fetchAll(db, sql: "SELECT employee_id, state FROM employees WHERE employee_id IN (\(marks(chunk.count)))",
                                                 arguments: StatementArguments(chunk)) {
-                        found.states[row["employee_id"]] = try SQLiteLifecycleStore.decoder.decode(EmployeeState.self, from: row["state"] as Data)
+                        found.states[row["employee_id"]] = try StateCoding.decodeState(row["state"] as Data)
                     }
                     for row in try Row.fetchAll(db, sql: """
                         SELECT * FROM commands WHERE employee_id IN (\(marks(chunk.count))) AND state IN ('pending', 'retry') ORDER BY id

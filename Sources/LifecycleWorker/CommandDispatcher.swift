@@ -152,10 +152,8 @@ public final class CommandDispatcher: Service, Sendable {
         defer { setPhase(stored.id, nil) }
         let state: EmployeeState?, waiting: [StoredCommand], linked: [String]
         do {
-            (state, waiting, linked) = try await store.write { tx in
-                (try await tx.employeeState(employeeID), try await tx.waitingCommands(employeeID: employeeID),
-                 try await tx.linkedDuoUserIDs(employeeID: employeeID))
-            }
+            let context = try await store.commandContext(employeeID: employeeID)
+            (state, waiting, linked) = (context.state, context.waiting, context.linkedDuoUserIDs)
         } catch {
             // Without the employee's state and links nothing is applied: the claim's lease expires
             // and the command is claimed again once the store answers.

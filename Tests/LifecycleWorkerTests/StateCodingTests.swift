@@ -1,10 +1,11 @@
 import Foundation
+import JSONText
 import Lifecycle
 @testable import LifecycleStore
 import Testing
 
-/// The stored state and command are written by hand (for speed) and read by `JSONDecoder`: the two
-/// must agree on every field, for stores written before and after the change.
+/// The stored state and command are written and read by hand (for speed): they must agree with
+/// `JSONEncoder` and `JSONDecoder` on every field, for stores written before and after the change.
 @Suite("Stored state and command JSON")
 struct StateCodingTests {
     static let tricky = "J\u{F6}s\u{E9} \"q\" back\\slash / line\nfeed\ttab\r\u{01}\u{1F} \u{1F600}"
@@ -55,8 +56,12 @@ struct StateCodingTests {
             #expect(try Self.tree(mine) == Self.tree(Self.foundationJSON(state)), "\(text)")
             // Read back, it is what JSONEncoder's document reads back as (dates to the millisecond's
             // double, as before), and the state itself when its dates are whole milliseconds.
-            let read = try StateCoding.decoder.decode(EmployeeState.self, from: mine)
+            let read = try StateCoding.decodeState(mine)
             #expect(try read == StateCoding.decoder.decode(EmployeeState.self, from: Self.foundationJSON(state)), "\(text)")
+            #expect(try read == StateCoding.decoder.decode(EmployeeState.self, from: mine), "\(text)")
+            // The hand reader read it, not the fallback.
+            #expect(try StateCoding.state(JSONValue.parse(mine)) == read, "\(text)")
+            #expect(try StateCoding.decodeState(Self.foundationJSON(state)) == read, "\(text)")
             if state.employeeID != "E3" && state.employeeID != Self.tricky { #expect(read == state, "\(text)") }
         }
     }
@@ -71,9 +76,26 @@ struct StateCodingTests {
                 let mine = StateCoding.encode(command)
                 let text = String(decoding: mine, as: UTF8.self)
                 #expect(try Self.tree(mine) == Self.tree(Self.foundationJSON(command)), "\(text)")
-                let read = try StateCoding.decoder.decode(ProvisioningCommand.self, from: mine)
+                let read = try StateCoding.decodeCommand(mine)
                 #expect(try read == StateCoding.decoder.decode(ProvisioningCommand.self, from: Self.foundationJSON(command)), "\(text)")
+                #expect(try read == StateCoding.decoder.decode(ProvisioningCommand.self, from: mine), "\(text)")
+                #expect(try StateCoding.command(JSONValue.parse(mine)) == read, "\(text)")
+                #expect(try StateCoding.decodeCommand(Self.foundationJSON(command)) == read, "\(text)")
             }
+        }
+    }
+
+    @Test("A stored document the hand reader does not know is read by JSONDecoder as before, and one that is no state fails as before")
+    func otherShapesFallBackToJSONDecoder() throws {
+        // A sequence written as a whole double, as no version writes it but JSONDecoder reads.
+        let state = #"{"employeeID":"E9","lastAccepted":{"sequence":12.0,"effectiveAt":1790000000000,"time":1790000000000},"desired":{"employeeID":"E9","status":"active","terminated":false,"removal":{"none":{}}}}"#
+        let fromFoundation = try? StateCoding.decoder.decode(EmployeeState.self, from: Data(state.utf8))
+        #expect(try StateCoding.state(JSONValue.parse(Array(state.utf8))) == nil)
+        #expect((try? StateCoding.decodeState(Data(state.utf8))) == fromFoundation)
+        for broken in ["", "{}", #"{"employeeID":"E1"}"#, #"{"employeeID":"E1","desired":{"employeeID":"E1","status":"gone","terminated":false,"removal":{"none":{}}}}"#,
+                       #"{"employeeID":"E1","desired":{"employeeID":"E1","status":"active","terminated":false,"removal":{"none":{},"trash":{}}}}"#] {
+            #expect(throws: DecodingError.self, "\(broken)") { try StateCoding.decodeState(Data(broken.utf8)) }
+            #expect(throws: DecodingError.self, "\(broken)") { try StateCoding.decodeCommand(Data(broken.utf8)) }
         }
     }
 }

@@ -221,6 +221,48 @@ struct StoreTests {
         await store.close()
     }
 
+    @Test("A command's context (state, waiting commands oldest first, links newest first) is read from what is committed, without waiting for a write transaction that is open",
+          arguments: StoreKind.allCases)
+    func commandContextReadsBesideAnOpenWrite(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        var state = EmployeeState(employeeID: "A", duoUserID: "DU-old")
+        state.knownUsernames = ["a"]
+        let committed = state
+        let ids = try await store.write { tx in
+            try await tx.saveEmployeeState(committed)
+            let first = try await tx.insertCommand(Self.command("A"))
+            let second = try await tx.insertCommand(Self.command("A"))
+            _ = try await tx.insertCommand(Self.command("B"))
+            _ = try await tx.claimDuoUser("DU1", username: "a", employeeID: "A")
+            _ = try await tx.claimDuoUser("DU2", username: "a.b", employeeID: "A")
+            return [first, second]
+        }
+        // A write transaction holds the writer, with a change not yet committed, until the read is done.
+        let read = AsyncStream<CommandContext>.makeStream()
+        let writer = Task {
+            try await store.write { tx in
+                var changed = committed
+                changed.duoUserID = "DU-uncommitted"
+                try await tx.saveEmployeeState(changed)
+                _ = try await tx.insertCommand(Self.command("A"))
+                for await _ in read.stream { break }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let context = try await store.commandContext(employeeID: "A")
+        read.continuation.yield(context)
+        read.continuation.finish()
+        try await writer.value
+        #expect(context.state == committed)
+        #expect(context.waiting.map(\.id) == ids)
+        #expect(context.linkedDuoUserIDs.count == 2 && Set(context.linkedDuoUserIDs) == ["DU1", "DU2"])
+        // After the commit, the change is read.
+        let after = try await store.commandContext(employeeID: "A")
+        #expect(after.state?.duoUserID == "DU-uncommitted" && after.waiting.count == 3)
+        #expect(try await store.commandContext(employeeID: "nobody").state == nil)
+        await store.close()
+    }
+
     @Test("Identity links: a Duo user belongs to one employee; usernames match case-insensitively", arguments: StoreKind.allCases)
     func identityLinks(kind: StoreKind) async throws {
         let store = try await kind.makeStore()
