@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // JSON documents written straight to bytes, for those made for every event or request.
+        // JSON documents read from and written straight to bytes, for those of every event or request.
         .target(name: "JSONText"),
         // Duo Admin API client: signing, typed models, paging, errors, retries, limits.
         .target(
@@ -72,7 +72,7 @@ let package = Package(
         ),
         // The lifecycle domain: events, contracts, mapping policy, desired state, commands, diff.
         // It imports no Kafka, SQL or HTTP code.
-        .target(name: "Lifecycle"),
+        .target(name: "Lifecycle", dependencies: ["JSONText"]),
         // The store: inbox, employees, commands and outbox, in SQLite through GRDB or in a shared
         // PostgreSQL through PostgresNIO.
         .target(

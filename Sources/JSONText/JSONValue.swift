@@ -53,11 +53,11 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
-    /// The member named `key` of an object (the first, if the document repeats it); nil for
-    /// anything else.
+    /// The member named `key` of an object (the last, if the document repeats it, as
+    /// `JSONSerialization` and JavaScript read it); nil for anything else.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        for m in members where m.key == key { return m.value }
+        for m in members.reversed() where m.key == key { return m.value }
         return nil
     }
 

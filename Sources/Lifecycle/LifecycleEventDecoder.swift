@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 /// Turns an incoming record into a typed ``EmployeeLifecycleEvent``, or a typed
 /// ``EventRejection`` that names the field and the rule broken.
@@ -33,38 +34,39 @@ public struct LifecycleEventDecoder: Sendable {
     private struct Context { var id, source, type, employeeID: String? }
 
     private func decode(_ record: LifecycleRecord, _ c: inout Context) throws(EventRejection) -> EmployeeLifecycleEvent {
-        if record.header("ce_specversion") != nil {
-            c.id = record.header("ce_id")
-            c.source = record.header("ce_source")
-            c.type = record.header("ce_type")
+        let headers = CloudEventHeaders(record.headers)
+        if headers.specversion != nil {
+            c.id = headers.id
+            c.source = headers.source
+            c.type = headers.type
         }
         guard let value = record.value, !value.isEmpty else { throw EventRejection(path: "$", rule: "required", message: "The record has no value") }
         guard value.count <= Self.maxValueBytes else {
             throw EventRejection(path: "$", rule: "maxBytes \(Self.maxValueBytes)", message: "The value is \(value.count) bytes; at most \(Self.maxValueBytes) are accepted")
         }
-        let contentType = record.header("content-type")?.lowercased()
+        let contentType = headers.contentType?.lowercased()
         let structured = contentType?.hasPrefix("application/cloudevents+json") == true
-            || (contentType == nil && record.header("ce_specversion") == nil)
+            || (contentType == nil && headers.specversion == nil)
         if !structured {
             // Binary-mode attributes are readable even when the value is not, so a rejection can name the event.
-            c.id = record.header("ce_id")
-            c.source = record.header("ce_source")
-            c.type = record.header("ce_type")
+            c.id = headers.id
+            c.source = headers.source
+            c.type = headers.type
         }
-        let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(value)) } catch {
+        // A JSON text whose value is an object or an array (the value of an event is one of them).
+        guard let json = try? JSONValue.parse(value), json.objectValue != nil || json.arrayValue != nil else {
             throw EventRejection(path: "$", rule: "json", message: "The value is not valid JSON")
         }
-        let attributes: [String: Any]
-        let data: Any?
+        let attributes: Attributes
+        let data: JSONValue?
         let mode: CloudEventMode
         if structured {
-            guard let object = json as? [String: Any] else { throw EventRejection(path: "$", rule: "type object", message: "A structured-mode event must be a JSON object") }
-            attributes = object
-            data = object["data"]
+            guard case .object = json else { throw EventRejection(path: "$", rule: "type object", message: "A structured-mode event must be a JSON object") }
+            attributes = .document(json)
+            data = json["data"]
             mode = .structured
-            if let dct = object["datacontenttype"] {
-                guard let s = dct as? String, s.lowercased().hasPrefix("application/json") else {
+            if let dct = json["datacontenttype"] {
+                guard let s = dct.stringValue, s.lowercased().hasPrefix("application/json") else {
                     throw EventRejection(path: "datacontenttype", rule: "const application/json", message: "datacontenttype must be application/json")
                 }
             }
@@ -72,21 +74,17 @@ public struct LifecycleEventDecoder: Sendable {
             if let contentType, !contentType.hasPrefix("application/json") {
                 throw EventRejection(path: "content-type", rule: "enum", message: "content-type must be application/json (binary mode) or application/cloudevents+json (structured mode), not \(contentType)")
             }
-            var a: [String: Any] = [:]
-            for name in ["specversion", "id", "source", "type", "time", "subject"] {
-                if let v = record.header("ce_" + name) { a[name] = v }
-            }
-            attributes = a
+            attributes = .headers(headers)
             data = json
             mode = .binary
         }
         let prefix = structured ? "" : "ce_"
-        c.id = attributes["id"] as? String
-        c.source = attributes["source"] as? String
-        c.type = attributes["type"] as? String
+        c.id = attributes["id"]?.stringValue
+        c.source = attributes["source"]?.stringValue
+        c.type = attributes["type"]?.stringValue
 
         guard let spec = attributes["specversion"] else { throw EventRejection(path: prefix + "specversion", rule: "required", message: "specversion is missing") }
-        guard spec as? String == "1.0" else { throw EventRejection(path: prefix + "specversion", rule: "const 1.0", message: "Only CloudEvents specversion 1.0 is accepted") }
+        guard spec.stringValue == "1.0" else { throw EventRejection(path: prefix + "specversion", rule: "const 1.0", message: "Only CloudEvents specversion 1.0 is accepted") }
         let id = try attribute(attributes, "id", prefix)
         let source = try attribute(attributes, "source", prefix)
         let typeName = try attribute(attributes, "type", prefix)
@@ -109,7 +107,8 @@ public struct LifecycleEventDecoder: Sendable {
         }
 
         guard let data else { throw EventRejection(path: "data", rule: "required", message: "The event has no data") }
-        guard let d = data as? [String: Any] else { throw EventRejection(path: "data", rule: "type object", message: "data must be a JSON object") }
+        guard case .object = data else { throw EventRejection(path: "data", rule: "type object", message: "data must be a JSON object") }
+        let d = data
         guard let employeeID = try string(d, "employee_id", min: 1) else {
             throw EventRejection(path: "data.employee_id", rule: "required", message: "employee_id is required for \(type.rawValue)")
         }
@@ -167,31 +166,31 @@ public struct LifecycleEventDecoder: Sendable {
                                       roles: roles, effectiveAt: effectiveAt, sequence: sequence)
     }
 
-    private func attribute(_ a: [String: Any], _ name: String, _ prefix: String, max: Int = maxStringLength) throws(EventRejection) -> String {
+    private func attribute(_ a: Attributes, _ name: String, _ prefix: String, max: Int = maxStringLength) throws(EventRejection) -> String {
         guard let raw = a[name] else { throw EventRejection(path: prefix + name, rule: "required", message: "\(name) is missing") }
-        guard let s = raw as? String else { throw EventRejection(path: prefix + name, rule: "type string", message: "\(name) must be a string") }
+        guard let s = raw.stringValue else { throw EventRejection(path: prefix + name, rule: "type string", message: "\(name) must be a string") }
         guard !s.isEmpty else { throw EventRejection(path: prefix + name, rule: "minLength 1", message: "\(name) must not be empty") }
         guard s.count <= max else { throw EventRejection(path: prefix + name, rule: "maxLength \(max)", message: "\(name) is longer than \(max) characters") }
         return s
     }
 
-    private func string(_ d: [String: Any], _ field: String, min: Int = 0, max: Int = maxStringLength) throws(EventRejection) -> String? {
+    private func string(_ d: JSONValue, _ field: String, min: Int = 0, max: Int = maxStringLength) throws(EventRejection) -> String? {
         guard let raw = d[field] else { return nil }
-        guard let s = raw as? String else { throw EventRejection(path: "data.\(field)", rule: "type string", message: "\(field) must be a string") }
+        guard let s = raw.stringValue else { throw EventRejection(path: "data.\(field)", rule: "type string", message: "\(field) must be a string") }
         guard s.count >= min else { throw EventRejection(path: "data.\(field)", rule: "minLength \(min)", message: "\(field) must not be empty") }
         guard s.count <= max else { throw EventRejection(path: "data.\(field)", rule: "maxLength \(max)", message: "\(field) is longer than \(max) characters") }
         return s
     }
 
-    private func roleList(_ d: [String: Any]) throws(EventRejection) -> [String]? {
+    private func roleList(_ d: JSONValue) throws(EventRejection) -> [String]? {
         guard let raw = d["roles"] else { return nil }
-        guard let array = raw as? [Any] else { throw EventRejection(path: "data.roles", rule: "type array", message: "roles must be an array of strings") }
+        guard let array = raw.arrayValue else { throw EventRejection(path: "data.roles", rule: "type array", message: "roles must be an array of strings") }
         guard array.count <= Self.maxRoles else {
             throw EventRejection(path: "data.roles", rule: "maxItems \(Self.maxRoles)", message: "\(array.count) roles; at most \(Self.maxRoles) are accepted")
         }
         var roles: [String] = []
         for (i, item) in array.enumerated() {
-            guard let s = item as? String else { throw EventRejection(path: "data.roles[\(i)]", rule: "type string", message: "each role must be a string") }
+            guard let s = item.stringValue else { throw EventRejection(path: "data.roles[\(i)]", rule: "type string", message: "each role must be a string") }
             guard !s.isEmpty else { throw EventRejection(path: "data.roles[\(i)]", rule: "minLength 1", message: "a role must not be empty") }
             guard s.count <= Self.maxStringLength else {
                 throw EventRejection(path: "data.roles[\(i)]", rule: "maxLength \(Self.maxStringLength)", message: "a role is longer than \(Self.maxStringLength) characters")
@@ -201,15 +200,16 @@ public struct LifecycleEventDecoder: Sendable {
         return roles
     }
 
-    private func sequenceNumber(_ d: [String: Any]) throws(EventRejection) -> Int64? {
+    private func sequenceNumber(_ d: JSONValue) throws(EventRejection) -> Int64? {
         guard let raw = d["sequence"] else { return nil }
-        guard let n = raw as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.rounded() == n.doubleValue else {
+        // A number with no fraction (JSON Schema's integer: 5 and 5.0 alike); not a boolean.
+        guard let n = raw.doubleValue, n.rounded() == n else {
             throw EventRejection(path: "data.sequence", rule: "type integer", message: "sequence must be an integer")
         }
-        guard n.doubleValue >= 0, n.doubleValue <= 9_007_199_254_740_991 else {
+        guard n >= 0, n <= 9_007_199_254_740_991 else {
             throw EventRejection(path: "data.sequence", rule: "minimum 0", message: "sequence must be between 0 and 2^53-1")
         }
-        return n.int64Value
+        return Int64(n)
     }
 
     static func isEmail(_ s: String) -> Bool {
@@ -237,5 +237,60 @@ public struct LifecycleEventDecoder: Sendable {
         }
         guard let at, at > 0 else { return false }
         return bytes.indices.contains { $0 > at + 1 && $0 < bytes.count - 1 && bytes[$0] == UInt8(ascii: ".") }
+    }
+}
+
+/// The CloudEvents attributes: the structured-mode document's members, or the binary-mode headers.
+private enum Attributes {
+    case document(JSONValue)
+    case headers(CloudEventHeaders)
+
+    subscript(name: String) -> JSONValue? {
+        switch self {
+        case .document(let json): return json[name]
+        case .headers(let h):
+            let value: String? = switch name {
+            case "specversion": h.specversion
+            case "id": h.id
+            case "source": h.source
+            case "type": h.type
+            case "time": h.time
+            case "subject": h.subject
+            default: nil
+            }
+            return value.map(JSONValue.string)
+        }
+    }
+}
+
+/// The headers the decoder reads, found in one pass over the record's headers (it runs for every
+/// event): for each, the last header of that name in any case, if its value is UTF-8.
+struct CloudEventHeaders {
+    var specversion, id, source, type, time, subject, contentType: String?
+
+    init(_ headers: [MessageHeader]) {
+        for header in headers {
+            guard let name = Self.known(header.name) else { continue }
+            let value = header.value.flatMap { String(validating: $0, as: UTF8.self) }
+            switch name {
+            case "ce_specversion": specversion = value
+            case "ce_id": id = value
+            case "ce_source": source = value
+            case "ce_type": type = value
+            case "ce_time": time = value
+            case "ce_subject": subject = value
+            default: contentType = value
+            }
+        }
+    }
+
+    static let names: Set<String> = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type"]
+
+    /// The name in lower case if it is one of ``names``.
+    static func known(_ name: String) -> String? {
+        guard name.utf8.count <= 14 else { return nil }
+        let lowered = name.utf8.allSatisfy({ $0 < 0x80 })
+            ? String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self) : name.lowercased()
+        return names.contains(lowered) ? lowered : nil
     }
 }

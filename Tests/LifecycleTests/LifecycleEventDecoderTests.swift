@@ -69,6 +69,12 @@ struct LifecycleEventDecoderTests {
         Rejection(name: "no value", record: LifecycleRecord(key: nil, value: nil, headers: []), path: "$", rule: "required"),
         Rejection(name: "value over 64 KiB", record: binaryRecord(data: "{\"employee_id\":\"E1\",\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}"), path: "$", rule: "maxBytes 65536"),
         Rejection(name: "not JSON", record: binaryRecord(data: "{oops"), path: "$", rule: "json"),
+        Rejection(name: "a JSON string, not an object", record: binaryRecord(data: #""E1""#), path: "$", rule: "json"),
+        Rejection(name: "a trailing comma (not JSON)", record: binaryRecord(data: #"{"employee_id":"E1","email":"a@example.com","roles":[],}"#), path: "$", rule: "json"),
+        Rejection(name: "text after the value", record: binaryRecord(data: hired + " {}"), path: "$", rule: "json"),
+        Rejection(name: "null employee_id", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":null}"#), path: "data.employee_id", rule: "type string"),
+        Rejection(name: "sequence as a string", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1","sequence":"3"}"#), path: "data.sequence", rule: "type integer"),
+        Rejection(name: "sequence over 2^53-1", record: binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1","sequence":9007199254740993}"#), path: "data.sequence", rule: "minimum 0"),
         Rejection(name: "wrong content-type", record: binaryRecord(data: hired, headers: ["content-type": "text/plain"]), path: "content-type", rule: "enum"),
         Rejection(name: "missing ce_id", record: binaryRecord(data: hired, drop: ["ce_id"]), path: "ce_id", rule: "required"),
         Rejection(name: "missing ce_time", record: binaryRecord(data: hired, drop: ["ce_time"]), path: "ce_time", rule: "required"),
@@ -115,6 +121,20 @@ struct LifecycleEventDecoderTests {
             #expect(rejection.rule == r.rule)
             #expect(!rejection.message.isEmpty)
         }
+    }
+
+    @Test("Headers are found in any case, the last of a name counting; a member given twice counts once, the last; an integral sequence in any JSON form is read")
+    func headersMembersAndNumbers() throws {
+        var record = binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E0","employee_id":"E1","sequence":5.0}"#)
+        record.headers.insert(MessageHeader("CE_ID", "overridden"), at: 0)
+        record.headers.append(MessageHeader("Ce_Source", "urn:last"))
+        record.headers = record.headers.map { $0.name == "content-type" ? MessageHeader("Content-Type", "Application/JSON") : $0 }
+        let event = try LifecycleEventDecoder().decode(record).get()
+        #expect(event.id == "evt-1" && event.source == "urn:last" && event.employeeID == "E1" && event.sequence == 5)
+        let exponent = try LifecycleEventDecoder().decode(binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1","sequence":1e2}"#)).get()
+        #expect(exponent.sequence == 100)
+        let escaped = try LifecycleEventDecoder().decode(binaryRecord(type: "hr.employee.terminated", data: #"{"employee_id":"E1"}"#)).get()
+        #expect(escaped.employeeID == "E1")
     }
 
     @Test("A rejection keeps what could be read, for the result and the dead letter")
