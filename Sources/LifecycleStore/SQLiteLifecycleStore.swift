@@ -245,7 +245,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     public func holdsLease(_ lease: CommandLease, now: Date, margin: Duration) async throws -> Bool {
         try reading { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM commands WHERE id = ? AND state = 'running' AND lease_token = ? AND lease_until >= ?",
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM commands WHERE id = ? AND state = 'running' AND lease_token = ? AND lease_until >= ?"),
                               arguments: [lease.commandID, lease.token, now.timeIntervalSince1970 + margin / .seconds(1)]) ?? false
         }
     }
@@ -315,7 +315,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     public func unsentOutbox(limit: Int, now: Date, claimFor: Duration) async throws -> [OutboxMessage] {
         // One relay per SQLite file: nothing to claim.
         try reading { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?", arguments: [limit]).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?"), arguments: [limit]).map { row in
                 OutboxMessage(id: row["id"], message: NewOutboxMessage(
                     kind: OutboxKind(rawValue: row["kind"]) ?? .result, topic: row["topic"],
                     key: (row["key"] as Data?).map { Array($0) }, value: (row["value"] as Data?).map { Array($0) },
@@ -327,12 +327,11 @@ public final class SQLiteLifecycleStore: LifecycleStore {
 
     public func markSent(_ ids: [Int64], at: Date) async throws {
         guard !ids.isEmpty else { return }
+        // The ids as one JSON array, so one cached statement serves any count.
+        let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
         try await locked { db in
-            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min(ids.count, $0 + 500)]) }) {
-                let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                try db.execute(sql: "UPDATE outbox SET sent_at = ? WHERE id IN (\(marks))",
-                               arguments: StatementArguments([at.timeIntervalSince1970] + chunk.map { Double($0) }))
-            }
+            try db.cachedStatement(sql: "UPDATE outbox SET sent_at = ? WHERE id IN (SELECT value FROM json_each(?))")
+                .execute(arguments: [at.timeIntervalSince1970, list])
         }
     }
 

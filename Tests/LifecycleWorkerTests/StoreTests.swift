@@ -174,6 +174,21 @@ struct StoreTests {
         await store.close()
     }
 
+    @Test("Marking many outbox rows sent at once marks exactly those", arguments: StoreKind.allCases)
+    func markManySent(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        try await store.write { tx in
+            for i in 0..<1_300 { try await tx.enqueue(NewOutboxMessage(kind: .result, topic: "r", key: nil, value: [UInt8(i % 256)], headers: [])) }
+        }
+        let unsent = try await store.unsentOutbox(limit: 1_300)
+        #expect(unsent.count == 1_300)
+        // Every row but every seventh, in more ids than one statement of placeholders would hold.
+        try await store.markSent(unsent.enumerated().filter { $0.offset % 7 != 3 }.map(\.element.id), at: Date())
+        let left = try await store.unsentOutbox(limit: 2_000, now: Date().addingTimeInterval(60), claimFor: .seconds(30))
+        #expect(left.map(\.id) == unsent.enumerated().filter { $0.offset % 7 == 3 }.map(\.element.id))
+        await store.close()
+    }
+
     @Test("A command stored as due now reads back as due now, never as scheduled: a hire ingested with a later termination keeps its turn whatever the clock's last digits",
           arguments: StoreKind.allCases)
     func commandDueNowIsNotScheduled(kind: StoreKind) async throws {
