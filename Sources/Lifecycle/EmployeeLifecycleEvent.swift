@@ -107,18 +107,6 @@ public struct LifecycleRecord: Sendable {
         self.headers = headers
         self.timestamp = timestamp
     }
-
-    /// The last header with this name, compared case-insensitively (`name` is in lower case).
-    func header(_ name: String) -> String? {
-        headers.last { Self.sameName($0.name, name) }?.value.flatMap { String(validating: $0, as: UTF8.self) }
-    }
-
-    /// Whether a header's name is `lowercased` in any case. ASCII is compared byte by byte
-    /// (this runs for several headers of every event); anything else as `lowercased()` says.
-    static func sameName(_ name: String, _ lowercased: String) -> Bool {
-        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return name.lowercased() == lowercased }
-        return name.utf8.elementsEqual(lowercased.utf8) { a, b in (a >= 0x41 && a <= 0x5A ? a + 0x20 : a) == b }
-    }
 }
 
 /// Why an event was rejected: the field path, the rule it broke, and a sentence a human can act on.
