@@ -4,9 +4,9 @@
 ///
 /// Members keep their order and numbers their text, so integers beyond 2^53 read exactly and a
 /// value written again (``JSONText/value(_:)``) is the same document. Reading is strict: anything
-/// RFC 8259 does not allow (a trailing comma, a control character in a string, invalid UTF-8,
-/// text after the value) is a ``JSONValue/SyntaxError``, and so is nesting deeper than
-/// ``JSONValue/maxDepth``.
+/// RFC 8259 does not allow (a control character in a string, invalid UTF-8, text after the value,
+/// a trailing comma unless asked to let it pass) is a ``JSONValue/SyntaxError``, and so is
+/// nesting deeper than ``JSONValue/maxDepth``.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -38,9 +38,11 @@ public enum JSONValue: Sendable, Hashable {
     public static let maxDepth = 512
 
     /// Reads one JSON value that makes up the whole of `bytes` (whitespace around it allowed).
-    public static func parse(_ bytes: some Collection<UInt8>) throws(SyntaxError) -> JSONValue {
+    /// With `trailingCommas`, a comma before an array's or object's end is let pass, as
+    /// `JSONSerialization` lets it.
+    public static func parse(_ bytes: some Collection<UInt8>, trailingCommas: Bool = false) throws(SyntaxError) -> JSONValue {
         func read(_ buffer: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
-            var reader = Reader(bytes: buffer)
+            var reader = Reader(bytes: buffer, trailingCommas: trailingCommas)
             return try reader.document()
         }
         do {
@@ -97,10 +99,24 @@ extension JSONText {
 
 private struct Reader {
     let bytes: UnsafeBufferPointer<UInt8>
+    let trailingCommas: Bool
     var at = 0
     var depth = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>, trailingCommas: Bool) {
+        self.bytes = bytes
+        self.trailingCommas = trailingCommas
+    }
+
+    /// After a comma: whether the container ends here (a trailing comma, when let pass).
+    mutating func endsAfterComma(_ close: UInt8) -> Bool {
+        guard trailingCommas else { return false }
+        skipSpace()
+        guard at < bytes.count, bytes[at] == close else { return false }
+        at += 1
+        depth -= 1
+        return true
+    }
 
     func fail(_ reason: String) -> JSONValue.SyntaxError { JSONValue.SyntaxError(offset: at, reason: reason) }
 
@@ -168,7 +184,11 @@ private struct Reader {
             members.append(JSONValue.Member(key, try value()))
             skipSpace()
             guard at < bytes.count else { throw fail("the document ends inside an object") }
-            if bytes[at] == UInt8(ascii: ",") { at += 1; continue }
+            if bytes[at] == UInt8(ascii: ",") {
+                at += 1
+                if endsAfterComma(UInt8(ascii: "}")) { return .object(members) }
+                continue
+            }
             guard bytes[at] == UInt8(ascii: "}") else { throw fail("expected ',' or '}' in an object") }
             at += 1
             depth -= 1
@@ -190,7 +210,11 @@ private struct Reader {
             items.append(try value())
             skipSpace()
             guard at < bytes.count else { throw fail("the document ends inside an array") }
-            if bytes[at] == UInt8(ascii: ",") { at += 1; continue }
+            if bytes[at] == UInt8(ascii: ",") {
+                at += 1
+                if endsAfterComma(UInt8(ascii: "]")) { return .array(items) }
+                continue
+            }
             guard bytes[at] == UInt8(ascii: "]") else { throw fail("expected ',' or ']' in an array") }
             at += 1
             depth -= 1

@@ -54,7 +54,9 @@ public struct LifecycleEventDecoder: Sendable {
             c.type = headers.type
         }
         // A JSON text whose value is an object or an array (the value of an event is one of them).
-        guard let json = try? JSONValue.parse(value), json.objectValue != nil || json.arrayValue != nil else {
+        // A trailing comma passes, as it always has (JSONSerialization read events before): a
+        // producer's leaver must not become a dead letter because the reader changed.
+        guard let json = try? JSONValue.parse(value, trailingCommas: true), json.objectValue != nil || json.arrayValue != nil else {
             throw EventRejection(path: "$", rule: "json", message: "The value is not valid JSON")
         }
         let attributes: Attributes

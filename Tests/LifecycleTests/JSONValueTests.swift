@@ -61,6 +61,19 @@ struct JSONValueTests {
         _ = try JSONValue.parse(Array(deepest.utf8))
     }
 
+    @Test("Asked to, a trailing comma passes where JSONSerialization lets it pass, and nowhere else")
+    func trailingCommasWhenAsked() throws {
+        for text in ["[1,]", #"{"a":1,}"#, #"{"a":[1, 2 , ] , }"#, "[ [ ], ]"] {
+            let mine = try JSONValue.parse(Array(text.utf8), trailingCommas: true)
+            let theirs = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! NSObject
+            #expect(Self.foundation(mine) == theirs, "\(text)")
+            #expect(throws: JSONValue.SyntaxError.self, "\(text)") { try JSONValue.parse(Array(text.utf8)) }
+        }
+        for text in ["[,]", "[1,,]", #"{,}"#, #"{"a":1,,}"#, "[1,"] {
+            #expect(throws: JSONValue.SyntaxError.self, "\(text)") { try JSONValue.parse(Array(text.utf8), trailingCommas: true) }
+        }
+    }
+
     @Test("A value read and written again is the same document, members in order, numbers as written")
     func writesBackTheSameDocument() throws {
         let text = #"{"z":1.50,"a":[1e3,-0,"x\"y",null,true],"m":{"k":"\u00e9"}}"#
