@@ -61,6 +61,16 @@ struct JSONValueTests {
         _ = try JSONValue.parse(Array(deepest.utf8))
     }
 
+    @Test("The deepest nesting allowed, objects and arrays, reads on a thread of Swift's concurrency pool (where events are decoded) without exhausting its stack")
+    func deepestNestingOnThePool() async throws {
+        let depth = JSONValue.maxDepth / 2
+        let deepest = String(repeating: #"{"a":["#, count: depth) + String(repeating: "]}", count: depth)
+        let value = try await Task.detached { try JSONValue.parse(Array(deepest.utf8)) }.value
+        var v = value, levels = 0
+        while let inner = v["a"]?.arrayValue?.first ?? v["a"] { v = inner; levels += 1 }
+        #expect(levels == depth)
+    }
+
     @Test("Asked to, a trailing comma passes where JSONSerialization lets it pass, and nowhere else")
     func trailingCommasWhenAsked() throws {
         for text in ["[1,]", #"{"a":1,}"#, #"{"a":[1, 2 , ] , }"#, "[ [ ], ]"] {
