@@ -172,6 +172,7 @@ public struct LifecycleEventDecoder: Sendable {
         guard let raw = a[name] else { throw EventRejection(path: prefix + name, rule: "required", message: "\(name) is missing") }
         guard let s = raw.stringValue else { throw EventRejection(path: prefix + name, rule: "type string", message: "\(name) must be a string") }
         guard !s.isEmpty else { throw EventRejection(path: prefix + name, rule: "minLength 1", message: "\(name) must not be empty") }
+        try Self.refuseNUL(s, path: prefix + name)
         guard s.count <= max else { throw EventRejection(path: prefix + name, rule: "maxLength \(max)", message: "\(name) is longer than \(max) characters") }
         return s
     }
@@ -179,6 +180,7 @@ public struct LifecycleEventDecoder: Sendable {
     private func string(_ d: JSONValue, _ field: String, min: Int = 0, max: Int = maxStringLength) throws(EventRejection) -> String? {
         guard let raw = d[field] else { return nil }
         guard let s = raw.stringValue else { throw EventRejection(path: "data.\(field)", rule: "type string", message: "\(field) must be a string") }
+        try Self.refuseNUL(s, path: "data.\(field)")
         guard s.count >= min else { throw EventRejection(path: "data.\(field)", rule: "minLength \(min)", message: "\(field) must not be empty") }
         guard s.count <= max else { throw EventRejection(path: "data.\(field)", rule: "maxLength \(max)", message: "\(field) is longer than \(max) characters") }
         return s
@@ -194,6 +196,7 @@ public struct LifecycleEventDecoder: Sendable {
         for (i, item) in array.enumerated() {
             guard let s = item.stringValue else { throw EventRejection(path: "data.roles[\(i)]", rule: "type string", message: "each role must be a string") }
             guard !s.isEmpty else { throw EventRejection(path: "data.roles[\(i)]", rule: "minLength 1", message: "a role must not be empty") }
+            try Self.refuseNUL(s, path: "data.roles[\(i)]")
             guard s.count <= Self.maxStringLength else {
                 throw EventRejection(path: "data.roles[\(i)]", rule: "maxLength \(Self.maxStringLength)", message: "a role is longer than \(Self.maxStringLength) characters")
             }
@@ -212,6 +215,14 @@ public struct LifecycleEventDecoder: Sendable {
             throw EventRejection(path: "data.sequence", rule: "minimum 0", message: "sequence must be between 0 and 2^53-1")
         }
         return Int64(n)
+    }
+
+    /// No string may hold U+0000: SQLite's bindings end a string there (two employees "E\0" and
+    /// "E\01" would share one row) and PostgreSQL refuses it (the batch would fail again and
+    /// again, holding up its partition). A clear dead letter instead.
+    static func refuseNUL(_ s: String, path: String) throws(EventRejection) {
+        guard s.utf8.contains(0) else { return }
+        throw EventRejection(path: path, rule: "not pattern \\u0000", message: "\(path) contains a NUL character (U+0000), which no store can keep")
     }
 
     static func isEmail(_ s: String) -> Bool {

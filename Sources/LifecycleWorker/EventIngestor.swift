@@ -98,9 +98,12 @@ public struct EventIngestor: Sendable {
         let message = entry.message, source = entry.source, isReplay = entry.isReplay
         switch entry.decoded {
         case .failure(let rejection):
-            // An event without a readable id is known by where it sits in Kafka.
-            let inboxSource = rejection.eventSource.flatMap { rejection.eventID != nil ? $0 : nil } ?? "kafka:\(message.topic)"
-            let inboxID = rejection.eventSource != nil ? (rejection.eventID ?? "\(message.partition):\(message.offset)") : "\(message.partition):\(message.offset)"
+            // An event without a readable id is known by where it sits in Kafka. So is one whose
+            // id or source holds a NUL character, which no store can keep as text.
+            let storable = { (s: String?) in s.flatMap { $0.utf8.contains(0) ? nil : $0 } }
+            let eventID = storable(rejection.eventID), eventSource = storable(rejection.eventSource)
+            let inboxSource = eventSource.flatMap { eventID != nil ? $0 : nil } ?? "kafka:\(message.topic)"
+            let inboxID = eventSource != nil ? (eventID ?? "\(message.partition):\(message.offset)") : "\(message.partition):\(message.offset)"
             if try await view.inboxContains(source: inboxSource, id: inboxID), !isReplay { summary.duplicates += 1; return }
             try await view.recordInbox(source: inboxSource, id: inboxID, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
             let identity = OutboxMessageFactory.EventIdentity(id: rejection.eventID, source: rejection.eventSource, type: rejection.eventType, employeeID: rejection.employeeID)

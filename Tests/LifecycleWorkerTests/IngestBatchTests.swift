@@ -86,4 +86,25 @@ struct IngestBatchTests {
         #expect(sqlite.commands.contains { $0.hasPrefix("C C-role_changed-2 superseded") }, "\(sqlite)")
         #expect(!sqlite.commands.contains { $0.hasPrefix("F ") }, "F's username belongs to another employee: \(sqlite)")
     }
+
+    @Test("An event with a NUL character in its id or its employee id is dead-lettered and its batch commits, on both stores; the next event of the batch is applied",
+          arguments: StoreKind.allCases)
+    func eventWithNULIsDeadLetteredNotRetriedForever(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        let ingestor = EventIngestor(store: store, configuration: PipelineConfiguration())
+        let batch = Self.consumed([
+            WorkerHarness.event("terminated", "A", seq: 1, id: "evt\u{0}1"),
+            WorkerHarness.event("terminated", "B\u{0}1", seq: 1),
+            WorkerHarness.event("terminated", "C", seq: 1),
+        ], from: 0)
+        let summary = try await ingestor.ingest(batch, now: Date(timeIntervalSince1970: 1_794_000_000))
+        #expect(summary.deadLettered == 2 && summary.commands == 1, "\(summary)")
+        #expect(try await store.allCommands().map(\.command.employeeID) == ["C"])
+        let outbox = try await store.unsentOutbox(limit: 10)
+        #expect(outbox.filter { $0.message.kind == .deadLetter }.count == 2)
+        // Read again (a rebalance): the two are duplicates, known by where they sit in Kafka.
+        let again = try await ingestor.ingest(batch, now: Date(timeIntervalSince1970: 1_794_000_001))
+        #expect(again.duplicates == 3, "\(again)")
+        await store.close()
+    }
 }
