@@ -128,11 +128,7 @@ extension DuoAdminClient {
             return .ok(Data(json.bytes))
         }
         let code = item["code"]?.int64Value.flatMap { Int(exactly: $0) } ?? item["code"]?.stringValue.flatMap { Int($0) }
-        let stat = item["stat"].map { v -> String in
-            var json = JSONText()
-            json.value(v)
-            return v.stringValue ?? String(decoding: json.bytes, as: UTF8.self)
-        } ?? "nil"
+        let stat = item["stat"].map { $0.stringValue ?? "\($0)" } ?? "nil"
         return .failed(DuoAdminError(kind: .duo, code: code, message: item["message"]?.stringValue ?? "Duo answered stat=\(stat)",
                                      messageDetail: item["message_detail"]?.stringValue, request: operation.description))
     }

@@ -100,10 +100,12 @@ public struct EventIngestor: Sendable {
         case .failure(let rejection):
             // An event without a readable id is known by where it sits in Kafka. So is one whose
             // id or source holds a NUL character, which no store can keep as text.
-            let storable = { (s: String?) in s.flatMap { $0.utf8.contains(0) ? nil : $0 } }
-            let eventID = storable(rejection.eventID), eventSource = storable(rejection.eventSource)
-            let inboxSource = eventSource.flatMap { eventID != nil ? $0 : nil } ?? "kafka:\(message.topic)"
-            let inboxID = eventSource != nil ? (eventID ?? "\(message.partition):\(message.offset)") : "\(message.partition):\(message.offset)"
+            let inboxSource: String, inboxID: String
+            if let source = rejection.eventSource, let id = rejection.eventID, !source.utf8.contains(0), !id.utf8.contains(0) {
+                (inboxSource, inboxID) = (source, id)
+            } else {
+                (inboxSource, inboxID) = ("kafka:\(message.topic)", "\(message.partition):\(message.offset)")
+            }
             if try await view.inboxContains(source: inboxSource, id: inboxID), !isReplay { summary.duplicates += 1; return }
             try await view.recordInbox(source: inboxSource, id: inboxID, topic: message.topic, partition: message.partition, offset: message.offset, receivedAt: now)
             let identity = OutboxMessageFactory.EventIdentity(id: rejection.eventID, source: rejection.eventSource, type: rejection.eventType, employeeID: rejection.employeeID)

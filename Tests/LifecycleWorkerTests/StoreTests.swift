@@ -259,16 +259,18 @@ struct StoreTests {
         }
         // A write transaction holds the writer, with a change not yet committed, until the read is done.
         let read = AsyncStream<CommandContext>.makeStream()
+        let entered = AsyncStream<Void>.makeStream()
         let writer = Task {
             try await store.write { tx in
                 var changed = committed
                 changed.duoUserID = "DU-uncommitted"
                 try await tx.saveEmployeeState(changed)
                 _ = try await tx.insertCommand(Self.command("A"))
+                entered.continuation.yield()
                 for await _ in read.stream { break }
             }
         }
-        try await Task.sleep(for: .milliseconds(200))
+        for await _ in entered.stream { break }
         let context = try await store.commandContext(employeeID: "A")
         read.continuation.yield(context)
         read.continuation.finish()
