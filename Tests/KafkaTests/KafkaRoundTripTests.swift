@@ -141,4 +141,28 @@ struct KafkaRoundTripTests {
         let error = #expect(throws: KafkaError.self) { try KafkaProducer(configuration: config) }
         #expect(error?.message.contains("no.such.property") == true)
     }
+
+    /// The consumer caps `fetch.max.bytes` below librdkafka's default to bound memory; librdkafka
+    /// refuses a consumer whose `fetch.max.bytes` is below its `message.max.bytes`.
+    @Test("A consumer allowed messages larger than the default fetch size starts and receives one")
+    func largeMessagesAboveTheFetchCap() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
+        let topic = KafkaTestSupport.uniqueName("large")
+        try cluster.createTopic(topic, partitions: 1)
+        var producerConfig = KafkaProducerConfiguration(bootstrapServers: [cluster.bootstrapServers])
+        producerConfig.client.statisticsInterval = nil
+        producerConfig.client.additionalProperties["message.max.bytes"] = "12000000"
+        let producer = try KafkaProducer(configuration: producerConfig, logger: KafkaTestSupport.logger)
+        let value = [UInt8](repeating: 0x61, count: 9_000_000)
+        let reports = await producer.send(batch: [KafkaProducerMessage(topic: topic, key: nil, value: value)])
+        #expect(reports.allSatisfy { (try? $0.get()) != nil })
+
+        let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-large"), topics: [topic]) {
+            $0.client.additionalProperties["message.max.bytes"] = "12000000"
+        }
+        let received = try await KafkaTestSupport.collect(consumer, count: 1)
+        #expect(received.first?.value == value)
+        await consumer.close()
+        await producer.shutdown()
+    }
 }
