@@ -60,6 +60,7 @@ public final class SQLiteLifecycleStore: LifecycleStore {
     /// One lock per name: a long holder of one (a scheduled reconcile) never blocks another (a
     /// hire creating its Duo group). Names are few (`reconcile`, `duo-group:<name>`), so they stay.
     private let namedLocks = Mutex<[String: AsyncWriteLock]>([:])
+    private let checkpointer: WALCheckpointer
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and migrates its schema.
@@ -83,6 +84,15 @@ public final class SQLiteLifecycleStore: LifecycleStore {
         // (ingest of 100,000 events stays under 150 MB of memory).
         try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA cache_size = -16384") }
         try Self.migrator.migrate(pool)
+        // The log is copied into the database file beside the writer, not in its commits.
+        checkpointer = try WALCheckpointer(path: path)
+        pool.writeWithoutTransaction { [checkpointer] in WALCheckpointer.install(on: $0, context: checkpointer) }
+    }
+
+    deinit {
+        // Reentrant: the last reference may go inside one of the writer's own closures.
+        pool.unsafeReentrantWrite { WALCheckpointer.uninstall(from: $0) }
+        checkpointer.stop()
     }
 
     static var migrator: DatabaseMigrator {
