@@ -93,11 +93,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// How many messages may wait in memory for the application before the consumer pauses
     /// fetching (backpressure). Default: 10,000.
     public var maxBufferedMessages: Int = 10_000
-    /// The most messages handed over in one batch. Default: 2,000. A batch is whatever is ready
+    /// The most messages handed over in one batch. Default: 500. A batch is whatever is ready
     /// when the application asks, so a quiet topic still gives small batches at once; only a
-    /// backlog fills them. The worker writes each batch in one store transaction, and a large one
-    /// shares the index pages it changes among more events (ingest of a backlog: +13% over 500).
-    public var maxBatchSize: Int = 2000
+    /// backlog fills them.
+    public var maxBatchSize: Int = 500
     /// How much librdkafka fetches ahead of the application, in kilobytes
     /// (`queued.max.messages.kbytes`). Default: 16,384 (librdkafka's own is 65,536); with
     /// ``maxBufferedMessages`` already waiting on this side, more only adds memory.
