@@ -74,6 +74,16 @@ public enum JSONValue: Sendable, Hashable {
     public var doubleValue: Double? { if case .number(let text) = self { Double(text) } else { nil } }
 }
 
+/// A value reads as its JSON text (members in their order, numbers as their text), so an error
+/// that names one shows what was received.
+extension JSONValue: CustomStringConvertible {
+    public var description: String {
+        var json = JSONText()
+        json.value(self)
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+}
+
 extension JSONText {
     /// Writes a value read by ``JSONValue/parse(_:)``: members in their order, numbers as their text.
     public mutating func value(_ v: JSONValue) {

@@ -43,11 +43,11 @@ struct DuoBulkEncodingTests {
         #expect(DuoAdminClient.jsonBody([DuoParameter("alias1", "a"), DuoParameter("Zeta", "z")]) == Array(#"{"Zeta":"z","alias1":"a"}"#.utf8))
     }
 
-    @Test("Each bulk outcome maps to its operation: a user object as its JSON, an empty answer, a refusal with Duo's code and message, a malformed entry")
+    @Test("Each bulk outcome maps to its operation: a user object as its JSON, an empty answer, a refusal with Duo's code and message, a malformed entry, a stat that is not a string named as its JSON")
     func bulkOutcomesMapToOperations() throws {
         let answer = #"{"stat":"OK","response":[{"stat":"OK","response":{"user_id":"DU1","username":"ada","groups":[],"created":1790000000,"alias1":null}},"#
             + #"{"stat":"OK","response":""},{"stat":"FAIL","code":40002,"message":"Invalid request parameters","message_detail":"username"},"#
-            + #"{"stat":"FAIL","code":"40401","message":"Resource not found"},7]}"#
+            + #"{"stat":"FAIL","code":"40401","message":"Resource not found"},7,{"stat":{"state":"odd","n":[1,2.50]}}]}"#
         let items = try #require(try JSONValue.parse(Array(answer.utf8))["response"]?.arrayValue)
         let op = DuoBulkOperation.deleteUser(id: "DU1")
         guard case .ok(let user) = DuoAdminClient.bulkOutcome(items[0], of: op) else { Issue.record("not ok"); return }
@@ -61,5 +61,8 @@ struct DuoBulkEncodingTests {
         #expect(notFound.code == 40401)
         guard case .failed(let malformed) = DuoAdminClient.bulkOutcome(items[4], of: op) else { Issue.record("not failed"); return }
         #expect(malformed.kind == .invalidResponse)
+        // A stat that is not a string is named as the JSON Duo sent.
+        guard case .failed(let odd) = DuoAdminClient.bulkOutcome(items[5], of: op) else { Issue.record("not failed"); return }
+        #expect(odd.message == #"Duo answered stat={"state":"odd","n":[1,2.50]}"#)
     }
 }
