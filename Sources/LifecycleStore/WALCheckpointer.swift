@@ -24,10 +24,12 @@ final class WALCheckpointer: @unchecked Sendable {
     static let limit: Int32 = 8000
 
     private let connection: DatabaseQueue
-    // @unchecked: `requested` and `stopped` are read and written only with `condition` held.
+    // @unchecked: `requested`, `stopped` and `finished` are read and written only with
+    // `condition` held.
     private let condition = NSCondition()
     private var requested = false
     private var stopped = false
+    private var finished = false
 
     init(path: String) throws {
         var config = Configuration()
@@ -66,15 +68,18 @@ final class WALCheckpointer: @unchecked Sendable {
     func request() {
         condition.lock()
         requested = true
-        condition.signal()
+        condition.broadcast()
         condition.unlock()
     }
 
-    /// Ends the thread after any checkpoint in progress.
+    /// Ends the thread after any checkpoint in progress, and returns once its connection is
+    /// closed: the store's own connections, closing after it, are then the last, and the last
+    /// one copies the log into the database file and deletes it.
     func stop() {
         condition.lock()
         stopped = true
-        condition.signal()
+        condition.broadcast()
+        while !finished { condition.wait() }
         condition.unlock()
     }
 
@@ -82,7 +87,13 @@ final class WALCheckpointer: @unchecked Sendable {
         while true {
             condition.lock()
             while !requested && !stopped { condition.wait() }
-            if stopped { condition.unlock(); return }
+            if stopped {
+                try? connection.close()
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
             requested = false
             condition.unlock()
             // Passive: copies what no reader still needs, waits for nobody. A busy answer (another
