@@ -24,12 +24,14 @@ final class WALCheckpointer: @unchecked Sendable {
     static let limit: Int32 = 8000
 
     private let connection: DatabaseQueue
-    // @unchecked: `requested`, `stopped` and `finished` are read and written only with
-    // `condition` held.
+    // @unchecked: `requested`, `stopped`, `finished` and `checkpointing` are read and written
+    // only with `condition` held.
     private let condition = NSCondition()
     private var requested = false
     private var stopped = false
     private var finished = false
+    /// Whether the thread is copying the log (the writer's own copy waits for it).
+    private var checkpointing = false
 
     init(path: String) throws {
         var config = Configuration()
@@ -51,8 +53,14 @@ final class WALCheckpointer: @unchecked Sendable {
         sqlite3_wal_hook(db.sqliteConnection, { context, connection, _, pages in
             if pages >= WALCheckpointer.limit {
                 // Most of the log is already copied: this copies the rest, after which the next
-                // write starts the log over. Busy (the thread is checkpointing): the next commit.
-                _ = sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                // write starts the log over. If the thread is copying (busy), this waits for it and
+                // copies what is left: going on instead let the log grow by every commit made
+                // until a thread starved of CPU finished (to 42–58 MB under load), so the bound
+                // held only on an idle machine. Busy for another reason (another process's
+                // checkpoint): the next commit tries again.
+                let checkpointer = context.map { Unmanaged<WALCheckpointer>.fromOpaque($0).takeUnretainedValue() }
+                while sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_BUSY,
+                      checkpointer?.waitWhileCheckpointing() == true {}
             } else if pages >= WALCheckpointer.threshold, let context {
                 Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().request()
             }
@@ -70,6 +78,17 @@ final class WALCheckpointer: @unchecked Sendable {
         requested = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Waits until the thread's checkpoint in progress, if any, has ended, and drops a request
+    /// not yet taken up (the caller copies the log itself). Answers whether there was one.
+    func waitWhileCheckpointing() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        requested = false
+        guard checkpointing else { return false }
+        while checkpointing { condition.wait() }
+        return true
     }
 
     /// Ends the thread after any checkpoint in progress, and returns once its connection is
@@ -95,12 +114,17 @@ final class WALCheckpointer: @unchecked Sendable {
                 return
             }
             requested = false
+            checkpointing = true
             condition.unlock()
             // Passive: copies what no reader still needs, waits for nobody. A busy answer (another
             // process's checkpoint) leaves the pages for the next request.
             connection.writeWithoutTransaction { db in
                 _ = sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
             }
+            condition.lock()
+            checkpointing = false
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }
