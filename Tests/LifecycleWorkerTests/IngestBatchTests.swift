@@ -1,13 +1,13 @@
 import Foundation
 import Kafka
 import Lifecycle
-import LifecycleStore
+@testable import LifecycleStore
 import LifecycleWorker
 import Testing
 
-/// The ingest transaction reads what a batch needs at once where the store can (SQLite), and one
-/// event at a time where it cannot (PostgreSQL). The outcome must be the same, including for
-/// events that depend on earlier ones of the same batch.
+/// The ingest transaction reads and writes what a batch needs at once, on either store; a store
+/// that cannot goes one event at a time. The outcome must be the same, including for events that
+/// depend on earlier ones of the same batch.
 @Suite("Ingesting a batch")
 struct IngestBatchTests {
     static func consumed(_ events: [WorkerHarness.Event], from offset: Int64) -> [KafkaConsumerMessage] {
@@ -25,8 +25,9 @@ struct IngestBatchTests {
         var description: String { (summaries + commands + states).joined(separator: "\n") }
     }
 
-    static func run(_ kind: StoreKind) async throws -> Outcome {
+    static func run(_ kind: StoreKind, eventByEvent: Bool = false) async throws -> Outcome {
         let store = try await kind.makeStore()
+        if eventByEvent { (store as? PostgresLifecycleStore)?.batchesAtOnce.store(false, ordering: .relaxed) }
         var configuration = PipelineConfiguration()
         configuration.mapping = MappingPolicy(roles: ["engineering": ["Engineering", "VPN"], "sales": ["Sales"]])
         let ingestor = EventIngestor(store: store, configuration: configuration)
@@ -72,11 +73,13 @@ struct IngestBatchTests {
         return Outcome(summaries: summaries, commands: commands, states: states)
     }
 
-    @Test("A batch that depends on itself (an employee's events one after another, an event twice, a stale one, a username taken by another, an invalid one) ends the same read at once (SQLite) as read one event at a time (PostgreSQL)")
+    @Test("A batch that depends on itself (an employee's events one after another, an event twice, a stale one, a username taken by another, an invalid one) ends the same read at once (SQLite, PostgreSQL) as read one event at a time")
     func batchReadAtOnceMatchesOneAtATime() async throws {
         let sqlite = try await Self.run(.sqlite)
         let postgres = try await Self.run(.postgres)
-        #expect(sqlite == postgres, "SQLite:\n\(sqlite)\n\nPostgreSQL:\n\(postgres)")
+        let eventByEvent = try await Self.run(.postgres, eventByEvent: true)
+        #expect(sqlite == eventByEvent, "SQLite:\n\(sqlite)\n\nPostgreSQL, event by event:\n\(eventByEvent)")
+        #expect(postgres == eventByEvent, "PostgreSQL:\n\(postgres)\n\nPostgreSQL, event by event:\n\(eventByEvent)")
         // And the outcome is the expected one, not merely the same.
         #expect(sqlite.summaries[1].contains("duplicates: 2") && sqlite.summaries[1].contains("stale: 1") && sqlite.summaries[1].contains("deadLettered: 2"),
                 "\(sqlite.summaries[1])")
