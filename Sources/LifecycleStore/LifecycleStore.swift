@@ -91,6 +91,10 @@ public protocol LifecycleStore: Sendable {
 
     /// Closes connections. The store cannot be used afterwards.
     func close() async
+
+    /// The most events one ingest transaction takes: the consumer hands over batches of up to
+    /// this many. A batch is whatever is ready, so a quiet topic still gives small ones at once.
+    var ingestBatchSize: Int { get }
 }
 
 /// See ``LifecycleStore/commandContext(employeeID:)``.
@@ -213,7 +217,10 @@ public protocol LifecycleStoreTransaction: Sendable {
 extension LifecycleStoreTransaction {
     public func prefetch(_ request: IngestPrefetch.Request) async throws -> IngestPrefetch? { nil }
 
-    public func insertIngested(_ rows: IngestRows) async throws {
+    public func insertIngested(_ rows: IngestRows) async throws { try await insertIngestedRowByRow(rows) }
+
+    /// Writes the rows one statement each, in order.
+    public func insertIngestedRowByRow(_ rows: IngestRows) async throws {
         for e in rows.inbox { try await recordInbox(source: e.source, id: e.id, topic: e.topic, partition: e.partition, offset: e.offset, receivedAt: e.receivedAt) }
         for state in rows.states { try await saveEmployeeState(state) }
         for command in rows.commands { try await insertCommand(command) }
@@ -509,4 +516,5 @@ extension ForwardingLifecycleStore {
     public func auditLog(limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(limit: limit) }
     public func commandContext(employeeID: String) async throws -> CommandContext { try await inner.commandContext(employeeID: employeeID) }
     public func close() async { await inner.close() }
+    public var ingestBatchSize: Int { inner.ingestBatchSize }
 }

@@ -352,6 +352,11 @@ public final class PostgresLifecycleStore: LifecycleStore {
 
     // MARK: Transactions
 
+    /// 500, as the Kafka layer's default. An ingest transaction holds two advisory locks per event
+    /// (its own and its employee's) until it commits, and every replica's count against the
+    /// server's shared lock table (`max_locks_per_transaction` × connections; see the README).
+    public var ingestBatchSize: Int { 500 }
+
     /// Whether an ingest transaction reads and writes its batch at once (``Transaction/prefetch(_:)``,
     /// ``Transaction/insertIngested(_:)``), as it always does but in a test that holds this to the
     /// outcome of going event by event.
@@ -978,12 +983,7 @@ public final class PostgresLifecycleStore: LifecycleStore {
         /// A batch's inbox entries, states and commands in a few multi-row statements.
         func insertIngested(_ ingested: IngestRows) async throws {
             if ingested.isEmpty { return }
-            guard batched else {
-                for e in ingested.inbox { try await recordInbox(source: e.source, id: e.id, topic: e.topic, partition: e.partition, offset: e.offset, receivedAt: e.receivedAt) }
-                for state in ingested.states { try await saveEmployeeState(state) }
-                for command in ingested.commands { _ = try await insertCommand(command) }
-                return
-            }
+            guard batched else { return try await insertIngestedRowByRow(ingested) }
             let now = Date().timeIntervalSince1970
             // PostgreSQL refuses to upsert one key twice in a statement: a later row of a key
             // (an employee's later state, an event replayed twice) replaces the earlier one here.
