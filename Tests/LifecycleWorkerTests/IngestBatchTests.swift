@@ -90,6 +90,35 @@ struct IngestBatchTests {
         #expect(!sqlite.commands.contains { $0.hasPrefix("F ") }, "F's username belongs to another employee: \(sqlite)")
     }
 
+    /// An operator replays a dead-lettered termination from the dead-letter topic twice in quick
+    /// succession, and both copies land in one polled batch. PostgreSQL refuses to upsert one key
+    /// twice in a statement: had the batch's inbox rows gone in unmerged, the batch would fail
+    /// and be retried forever, and the leavers behind it in the partition would never be locked out.
+    @Test("A termination replayed twice in one batch leaves one lockout waiting and its batch commits, on both stores; the leaver after it is locked out too",
+          arguments: StoreKind.allCases)
+    func replayedTwiceInOneBatchCommits(kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        let ingestor = EventIngestor(store: store, configuration: PipelineConfiguration())
+        func replayed(_ m: KafkaConsumerMessage) -> KafkaConsumerMessage {
+            var m = m
+            m.headers.append(KafkaHeader(key: "dlq-replayed-at", string: "2026-11-30T12:00:00Z"))
+            return m
+        }
+        let batch = Self.consumed([
+            WorkerHarness.event("terminated", "A", seq: 1),
+            WorkerHarness.event("terminated", "A", seq: 1),
+            WorkerHarness.event("terminated", "B", seq: 1),
+        ], from: 0)
+        let summary = try await ingestor.ingest([replayed(batch[0]), replayed(batch[1]), batch[2]], now: Date(timeIntervalSince1970: 1_794_000_000))
+        // A replay is processed again, so the second copy's command supersedes the first's.
+        #expect(summary.commands == 3 && summary.superseded == 1 && summary.deadLettered == 0, "\(summary)")
+        let commands = try await store.allCommands()
+        let waiting = commands.filter { $0.state == .pending }
+        #expect(waiting.map(\.command.employeeID).sorted() == ["A", "B"], "\(commands.map { "\($0.command.eventID) \($0.state)" })")
+        #expect(waiting.allSatisfy { $0.command.isLockout }, "\(waiting.map(\.command.eventID))")
+        await store.close()
+    }
+
     @Test("An event with a NUL character in its id or its employee id is dead-lettered and its batch commits, on both stores; the next event of the batch is applied",
           arguments: StoreKind.allCases)
     func eventWithNULIsDeadLetteredNotRetriedForever(kind: StoreKind) async throws {
