@@ -309,6 +309,8 @@ extension ConsoleServer {
             </tr>
             """
         }
+        // "Approve all N" decides the N on this page, not whatever is held when the form arrives.
+        let shown: HTML = "<input type=\"hidden\" name=\"all\" value=\"\(list.count)\">\(list.map { c -> HTML in "<input type=\"hidden\" name=\"ids\" value=\"\(c.id)\">" })"
         let guardText: HTML = runtime.configuration.pipeline.massDeprovisionGuard.map { g in
             "<p>The mass-deprovision guard holds a disable once more than \(g.maxDisables.map(String.init) ?? "-") disables\(g.maxPercent.map { " or \($0)% of linked users" } ?? "") happen within \(String(describing: g.window)).</p>"
         } ?? "<p>The mass-deprovision guard is off (no <code>guard:</code> section).</p>"
@@ -323,9 +325,9 @@ extension ConsoleServer {
                 <button type="button" class="link" data-select-all="ids">Select all</button>
               </p>
             </form>
-            <form method="post" action="/console/holds/approve" class="inline">\(csrfField(p))<input type="hidden" name="all" value="\(list.count)">
+            <form method="post" action="/console/holds/approve" class="inline">\(csrfField(p))\(shown)
               <button type="submit">Approve all \(list.count)</button></form>
-            <form method="post" action="/console/holds/reject" class="inline">\(csrfField(p))<input type="hidden" name="all" value="\(list.count)">
+            <form method="post" action="/console/holds/reject" class="inline">\(csrfField(p))\(shown)
               <button type="submit" class="danger">Reject all \(list.count)</button></form>
             """))
             \(list.isEmpty ? "" : HTML("""
@@ -341,9 +343,12 @@ extension ConsoleServer {
             return Self.html(.notFound, layout(Page(title: "Not found", body: "<p class=\"error\" role=\"alert\">Unknown decision.</p>", status: .notFound), p))
         }
         let list = try await held.list()
+        // The list page's "all" forms carry the ids they showed; a bare `all` (no ids) means every held one.
         let all = form.first("all") != nil
-        let ids = all ? list.map(\.id) : form.all("ids").compactMap(Int64.init)
+        let posted = form.all("ids").compactMap(Int64.init)
+        let ids = all && posted.isEmpty ? list.map(\.id) : posted
         let chosen = list.filter { ids.contains($0.id) }
+        let heldSince = all ? list.count - chosen.count : 0
         guard !chosen.isEmpty else {
             return Self.html(.badRequest, layout(Page(title: "Nothing to decide", body: """
                 <p class="error" role="alert">No held deprovision is selected (or those selected were decided meanwhile).</p><p><a href="/console/holds">Back to the held deprovisions</a></p>
@@ -357,6 +362,7 @@ extension ConsoleServer {
             let body: HTML = """
                 <p>\(verb) \(chosen.count) held deprovision(s)? \(decision == "approve" ? "Their Duo users are disabled within seconds." : "They are never applied; their events' results say rejected.")</p>
                 \(form.first("confirm") == "yes" ? HTML("<p class=\"error\" role=\"alert\">The held deprovisions changed since the confirmation was shown: check the list again.</p>") : "")
+                \(heldSince > 0 ? HTML("<p class=\"error\" role=\"alert\">\(heldSince) more deprovision(s) were held after the list was shown. They are not part of this decision: <a href=\"/console/holds\">check the list again</a> to decide them.</p>") : "")
                 <ul>\(names)</ul>
                 <form method="post" action="/console/holds/\(decision)">\(csrfField(p))\(hidden)
                   <input type="hidden" name="confirm" value="yes"><input type="hidden" name="count" value="\(chosen.count)">

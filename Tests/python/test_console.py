@@ -169,25 +169,44 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
                           lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
     assert outcomes == ["applied"]
 
-    # Terminations beyond the guard's 2 an hour are held.
-    for employee in ("E104", "E105", "E106"):
+    # Terminations beyond the guard's 2 an hour (the dev scenario's two used them) are held.
+    def publish_termination(employee):
         out = subprocess.run([BINARY, "publish", "--bootstrap", console.bootstrap, "--type", "terminated", "--employee-id", employee],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
 
-    def held_count():
-        browser.get(console.console + "holds")
-        match = re.search(r"(\d+) held deprovision\(s\)\.", browser.page_source)
-        return int(match.group(1)) if match and int(match.group(1)) > 0 else None
-    held = wait_until("a held deprovision", held_count)
+    def held_now():
+        status, page = request(console.console + "holds", headers={"Authorization": f"Bearer {console.operator_token}"})
+        match = re.search(r"(\d+) held deprovision\(s\)\.", page) if status == 200 else None
+        return int(match.group(1)) if match else None
+
+    publish_termination("E104")
+    wait_until("E104's deprovision held", lambda: held_now() == 1)
+    browser.get(console.console + "holds")
+    assert "1 held deprovision(s)." in browser.page_source
     shot(browser, "07-holds")
-    browser.find_element(By.XPATH, f"//button[normalize-space()='Approve all {held}']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), f"Confirm: approve {held}"))
-    assert f"Approve {held} held deprovision(s)?" in browser.page_source, "the confirmation names the count"
+    # Two more are held while the operator looks at the list of one.
+    publish_termination("E105")
+    publish_termination("E106")
+    wait_until("three deprovisions held", lambda: held_now() == 3)
+    # "Approve all 1" approves the one the operator saw; the confirmation says two more came since.
+    browser.find_element(By.XPATH, "//button[normalize-space()='Approve all 1']").click()
+    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Confirm: approve 1"))
+    assert "Approve 1 held deprovision(s)?" in browser.page_source, "the confirmation names the count"
+    assert "2 more deprovision(s) were held after the list was shown" in browser.page_source
+    assert "E104" in browser.find_element(By.TAG_NAME, "main").text and "E105" not in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "08-holds-confirm")
-    browser.find_element(By.XPATH, f"//button[normalize-space()='Approve {held} held deprovision(s)']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), f"approved {held}"))
+    browser.find_element(By.XPATH, "//button[normalize-space()='Approve 1 held deprovision(s)']").click()
+    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "approved 1"))
     shot(browser, "09-holds-approved")
+    assert held_now() == 2, "the two held after the list was shown are still held"
+    # Then the other two, from a fresh list.
+    browser.get(console.console + "holds")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Approve all 2']").click()
+    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Confirm: approve 2"))
+    assert "were held after the list was shown" not in browser.page_source
+    browser.find_element(By.XPATH, "//button[normalize-space()='Approve 2 held deprovision(s)']").click()
+    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "approved 2"))
     for username in ("katherine", "margaret", "edsger"):
         wait_until(f"{username} disabled in Duo",
                    lambda: any(u["username"] == username and u["status"] == "disabled" for u in emulator_users(console)))
