@@ -182,11 +182,11 @@ let package = Package(
         // What several test targets share: the throwaway PostgreSQL server's databases.
         .target(
             name: "TestSupport",
-            dependencies: ["LifecycleStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LifecycleStore", "Kafka", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "JSONText", "DuoEmulator", "EmbeddedStack"]),
+        .testTarget(name: "DuoAdminTests", dependencies: ["DuoAdmin", "JSONText", "DuoEmulator", "EmbeddedStack", "Kafka"]),
         .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "LifecycleStore", "JSONText", "LifecycleWorker", "DuoAdmin", "DuoEmulator", "EmbeddedStack"]),
         .testTarget(name: "LifecycleWorkerTests", dependencies: [
             "LifecycleWorker", "LifecycleStore", "Lifecycle", "Kafka", "DuoAdmin", "DuoEmulator", "EmbeddedStack", "LifecycleTools", "JSONText",

@@ -1,5 +1,6 @@
 import CRdKafka
 import Logging
+import Synchronization
 
 /// librdkafka's own mock Kafka cluster, hosted in this process.
 ///
@@ -37,10 +38,26 @@ public final class KafkaMockCluster: Sendable {
     }
 
     /// Disconnects a broker and refuses new connections, without moving partition leadership.
+    ///
+    /// Never while a child process is being started through ``startingChildProcess(_:)``: see there.
     public func setBrokerDown(_ id: Int32) throws {
-        let err = rd_kafka_mock_broker_set_down(cluster.pointer, id)
+        let err = Self.childProcessStarts.withLock { _ in rd_kafka_mock_broker_set_down(cluster.pointer, id) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "Could not set broker \(id) down") }
     }
+
+    /// Starts a child process (`body` calls `Process.run()` or `posix_spawn`) while no broker of
+    /// any mock cluster in this process is being taken down.
+    ///
+    /// librdkafka 2.0.2 takes a mock broker down by closing its listening socket and binding the
+    /// same port again at once, and aborts the whole process if that bind fails. A child being
+    /// started holds copies of the parent's descriptors until it executes its program, so a
+    /// listening socket closed in that moment stays open in the child and the bind fails with
+    /// EADDRINUSE. A process that takes brokers down (the tests) starts its children through this.
+    public static func startingChildProcess(_ body: () throws -> Void) throws {
+        try childProcessStarts.withLock { _ in try body() }
+    }
+
+    private static let childProcessStarts = Mutex(())
 
     /// Lets a broker accept connections again.
     public func setBrokerUp(_ id: Int32) throws {

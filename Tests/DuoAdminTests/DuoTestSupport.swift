@@ -2,6 +2,7 @@ import DuoAdmin
 import DuoEmulator
 import EmbeddedStack
 import Foundation
+import Kafka
 import Logging
 import Synchronization
 
@@ -75,7 +76,7 @@ enum CLI {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try KafkaMockCluster.startingChildProcess { try process.run() }
         return await withCheckedContinuation { continuation in
             Thread {
                 let group = DispatchGroup()

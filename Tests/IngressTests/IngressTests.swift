@@ -242,7 +242,7 @@ struct WebhookIngressTests {
         openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                              "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"]
         openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
+        try KafkaMockCluster.startingChildProcess { try openssl.run() }
         // Waiting blocks: on a thread of its own, not one of the few every test's tasks share.
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread { openssl.waitUntilExit(); done.resume() }

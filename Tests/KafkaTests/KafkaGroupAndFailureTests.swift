@@ -109,5 +109,25 @@ struct KafkaGroupAndFailureTests {
         }
         await consumer.close()
     }
-}
 
+    @Test("Taking a broker down waits while a child process is being started (librdkafka aborts if its port is held)")
+    func brokerDownWaitsForChildProcessStart() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
+        let started = DispatchSemaphore(value: 0)
+        let bodyEnded = Atomic<Bool>(false)
+        let starting = Thread {
+            try? KafkaMockCluster.startingChildProcess {
+                started.signal()
+                Thread.sleep(forTimeInterval: 0.3)
+                bodyEnded.store(true, ordering: .sequentiallyConsistent)
+            }
+        }
+        starting.start()
+        started.wait()
+        try cluster.setBrokerDown(1)
+        let endedFirst = bodyEnded.load(ordering: .sequentiallyConsistent)
+        #expect(endedFirst, "the broker went down only after the child process was started")
+        try cluster.setBrokerUp(1)
+        await cluster.shutdown()
+    }
+}

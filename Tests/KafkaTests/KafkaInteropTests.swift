@@ -43,7 +43,7 @@ struct KafkaInteropTests {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try KafkaMockCluster.startingChildProcess { try process.run() }
         defer { if process.isRunning { process.terminate() } }
 
         let bootstrap = await KafkaTestSupport.firstLine(of: out)

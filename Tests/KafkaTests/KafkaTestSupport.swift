@@ -72,7 +72,7 @@ enum KafkaTestSupport {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = input
-        try process.run()
+        try KafkaMockCluster.startingChildProcess { try process.run() }
         return await withCheckedContinuation { continuation in
             Thread {
                 if let stdin { input.fileHandleForWriting.write(stdin) }

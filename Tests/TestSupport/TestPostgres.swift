@@ -1,4 +1,5 @@
 import Foundation
+import Kafka
 import LifecycleStore
 import Logging
 
@@ -106,7 +107,8 @@ public final class PrivatePostgres: Sendable {
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        var spawned: Int32 = 0
+        try KafkaMockCluster.startingChildProcess { spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ) }
         guard spawned == 0 else { throw TestPostgres.ToolFailed(command: executable, status: spawned) }
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) == 0 { try await Task.sleep(for: .milliseconds(20)) }

@@ -18,7 +18,7 @@ struct CLIBehaviourTests {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try KafkaMockCluster.startingChildProcess { try process.run() }
         // Read the first line, then go away like `head -1`. The reads and the wait block, so they
         // run on a thread of their own, never on the few threads every test's tasks share.
         let (first, stderr) = await withCheckedContinuation { (done: CheckedContinuation<(Data, String), Never>) in

@@ -299,7 +299,7 @@ enum ExternalTool {
                     let pipe = Pipe()
                     process.standardOutput = pipe
                     process.standardError = pipe
-                    try process.run()
+                    try KafkaMockCluster.startingChildProcess { try process.run() }
                     let output = pipe.fileHandleForReading.readDataToEndOfFile()
                     process.waitUntilExit()
                     continuation.resume(returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
