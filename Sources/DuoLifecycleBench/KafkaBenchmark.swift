@@ -87,11 +87,17 @@ struct KafkaBenchmark {
         // kcat on the same cluster, with the same producer guarantees.
         let kcatTopic = "bench-kcat"
         try cluster.createTopic(kcatTopic, partitions: 6)
-        let line = String(repeating: "x", count: messageSize) + "\n"
+        // The same messages as the Swift side: key `k<i % 1000>` (kcat's `-K` splits it off at the
+        // tab), so both hash keys to partitions; keyless, kcat's sticky partitioner fills fewer,
+        // larger batches.
+        let value = String(repeating: "x", count: messageSize)
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("duo-lifecycle-bench-\(getpid()).txt")
-        try Data(String(repeating: line, count: messageCount).utf8).write(to: input)
+        var lines = ""
+        lines.reserveCapacity(messageCount * (messageSize + 8))
+        for i in 0..<messageCount { lines += "k\(i % 1000)\t\(value)\n" }
+        try Data(lines.utf8).write(to: input)
         defer { try? FileManager.default.removeItem(at: input) }
-        let kcatProduce = try timed("/usr/bin/kcat", ["-b", cluster.bootstrapServers, "-P", "-t", kcatTopic,
+        let kcatProduce = try timed("/usr/bin/kcat", ["-b", cluster.bootstrapServers, "-P", "-t", kcatTopic, "-K", "\t",
                                                       "-X", "enable.idempotence=true", "-X", "linger.ms=5", "-l", input.path])
         let kcatConsume = try timed("/usr/bin/kcat", ["-b", cluster.bootstrapServers, "-C", "-t", kcatTopic, "-o", "beginning",
                                                       "-c", String(messageCount), "-e", "-q", "-f", "%o\n"])
