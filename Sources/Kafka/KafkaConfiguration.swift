@@ -98,7 +98,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// backlog fills them.
     public var maxBatchSize: Int = 500
     /// How much librdkafka fetches ahead of the application, in kilobytes
-    /// (`queued.max.messages.kbytes`). Default: 16,384 (librdkafka's own is 65,536); with
+    /// (`queued.max.messages.kbytes`; the message count, `queued.min.messages`, is set to its
+    /// maximum so this is the one limit). Default: 16,384 (librdkafka's own is 65,536); with
     /// ``maxBufferedMessages`` already waiting on this side, more only adds memory.
     public var maxPrefetchKilobytes: Int = 16_384
     /// The most data one fetch brings back (`fetch.max.bytes`). Default: 8 MiB (librdkafka's own
@@ -130,6 +131,11 @@ public struct KafkaConsumerConfiguration: Sendable {
         p["enable.partition.eof"] = "false"
         p["fetch.wait.max.ms"] = String(Int64(fetchWaitMax / .milliseconds(1)))
         p["queued.max.messages.kbytes"] = String(maxPrefetchKilobytes)
+        // The prefetch is bounded by its kilobytes alone, not also by librdkafka's count of
+        // 100,000 messages: librdkafka 2.0.2 stops fetching at either limit and does not look
+        // again for up to a second after the queue drains. Small messages reached the count
+        // first, and a consumer that keeps up with its application stalled ~0.8 s at a time.
+        p["queued.min.messages"] = "10000000"
         let largestMessage = client.additionalProperties["message.max.bytes"].flatMap { Int($0) } ?? 0
         p["fetch.max.bytes"] = String(max(maxFetchBytes, largestMessage))
         if let groupInstanceID { p["group.instance.id"] = groupInstanceID }

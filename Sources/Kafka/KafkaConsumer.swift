@@ -43,17 +43,28 @@ public final class KafkaConsumer: Sendable {
         self.stream = stream
         self.configuration = configuration
         let maxBatch = max(1, configuration.maxBatchSize)
+        // The queue `rd_kafka_consumer_poll` reads (the group's, which the main queue is
+        // forwarded to), to drain it many messages a call. Released after the consumer closes.
+        let queue = ConsumerQueue(client.withHandle { rd_kafka_queue_get_consumer($0) })
         self.pollThread = RDKafkaPollThread(
             name: "kafka-consumer-poll",
             iteration: {
                 let batch = client.withHandle { rk -> [KafkaConsumerMessage] in
+                    // Wait for one message (or event) at most 100 ms, so a lone event is handed
+                    // over at once and `max.poll.interval.ms` sees the application polling.
                     guard let first = rd_kafka_consumer_poll(rk, 100) else { return [] }
+                    var reader = context.reader()
                     var batch: [KafkaConsumerMessage] = []
-                    context.take(first, into: &batch)
-                    // Drain what is already fetched without waiting, up to one batch.
-                    while batch.count < maxBatch, let next = rd_kafka_consumer_poll(rk, 0) {
-                        context.take(next, into: &batch)
+                    reader.take(first, into: &batch)
+                    // Then take what is already fetched without waiting, up to one batch, in
+                    // calls of up to 256 messages (one queue lock each instead of one a message).
+                    // Rebalance callbacks and other events met on the way are served as in a poll.
+                    while batch.count < maxBatch {
+                        let wanted = min(ConsumerQueue.chunk, maxBatch - batch.count)
+                        let taken = queue.drain(wanted) { reader.take($0, into: &batch) }
+                        if taken < wanted { break }  // the queue is empty
                     }
+                    context.handedOver(reader)
                     return batch
                 }
                 if !batch.isEmpty {
@@ -70,6 +81,7 @@ public final class KafkaConsumer: Sendable {
                         context.logger.warning("Kafka consumer close reported an error", metadata: ["kafka.error": "\(KafkaError(err))"])
                     }
                 }
+                queue.release()
                 continuation.finish()
             }
         )
@@ -97,8 +109,18 @@ public final class KafkaConsumer: Sendable {
 
     /// Stores the offsets of several messages at once: for each partition, the highest one given.
     public func storeOffsets(for messages: [KafkaConsumerMessage]) throws {
+        // Messages come in runs of one partition: a run is hashed into the table once.
         var highest: [TopicPartition: Int64] = [:]
-        for m in messages { highest[m.topicPartition] = max(highest[m.topicPartition] ?? -1, m.offset) }
+        var run: (topic: String, partition: Int32, offset: Int64)?
+        for m in messages {
+            if let r = run, r.partition == m.partition, r.topic == m.topic {
+                run = (r.topic, r.partition, max(r.offset, m.offset))
+            } else {
+                if let r = run { highest[TopicPartition(topic: r.topic, partition: r.partition)] = max(highest[TopicPartition(topic: r.topic, partition: r.partition)] ?? -1, r.offset) }
+                run = (m.topic, m.partition, m.offset)
+            }
+        }
+        if let r = run { highest[TopicPartition(topic: r.topic, partition: r.partition)] = max(highest[TopicPartition(topic: r.topic, partition: r.partition)] ?? -1, r.offset) }
         guard !highest.isEmpty else { return }
         let assigned = context.assignment
         let notAssigned = highest.keys.filter { !assigned.contains($0) }.sorted()
@@ -236,6 +258,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         /// A resume whose seek failed as a whole (it timed out on a loaded machine): retried at
         /// every poll until it goes through, so no partition stays paused for good.
         var resumePending = false
+        /// Counts revocations, so a batch read across one does not record stale positions.
+        var revocations = 0
     }
     private let state = Mutex(State())
     private let maxBuffered: Int
@@ -252,25 +276,75 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     var assignment: Set<TopicPartition> { state.withLock { $0.assignment } }
     var isBackpressured: Bool { state.withLock { $0.backpressured } }
 
-    func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into batch: inout [KafkaConsumerMessage]) {
-        defer { rd_kafka_message_destroy(message) }
-        let m = message.pointee
-        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-        guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            let error = KafkaError(m.err, context: topic.isEmpty ? "Consumer error" : "Consumer error on \(topic)[\(m.partition)]")
-            logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
-            return
+    /// Turns polled librdkafka messages into ``KafkaConsumerMessage``s for one batch, and notes
+    /// the highest offset handed over per partition; ``handedOver(_:)`` records those at once.
+    struct BatchReader {
+        fileprivate let context: ConsumerContext
+        fileprivate let revocations: Int
+        private var topicHandle: OpaquePointer?
+        private var topicName = ""
+        private var run: (topic: OpaquePointer?, partition: Int32, offset: Int64)?
+        fileprivate var highest: [TopicPartition: Int64] = [:]
+
+        fileprivate init(context: ConsumerContext, revocations: Int) {
+            self.context = context
+            self.revocations = revocations
         }
-        let tp = TopicPartition(topic: topic, partition: m.partition)
-        state.withLock { $0.delivered[tp] = max($0.delivered[tp] ?? -1, m.offset) }
-        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(message, &tsType)
-        batch.append(KafkaConsumerMessage(
-            topic: topic, partition: m.partition, offset: m.offset,
-            key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
-            value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) },
-            headers: rdkafkaHeaders(of: message),
-            timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
+
+        /// Takes one message (and destroys librdkafka's copy). Errors are logged, not handed over.
+        mutating func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into batch: inout [KafkaConsumerMessage]) {
+            defer { rd_kafka_message_destroy(message) }
+            let m = message.pointee
+            // Consecutive messages are mostly of one topic: its name is made once.
+            if m.rkt != topicHandle {
+                topicHandle = m.rkt
+                topicName = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+            }
+            let topic = topicName
+            guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                let error = KafkaError(m.err, context: topic.isEmpty ? "Consumer error" : "Consumer error on \(topic)[\(m.partition)]")
+                context.logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
+                return
+            }
+            // Messages come in runs of one partition: its highest offset is noted when the run ends.
+            if let r = run, r.topic == m.rkt, r.partition == m.partition {
+                run = (r.topic, r.partition, max(r.offset, m.offset))
+            } else {
+                endRun()
+                run = (m.rkt, m.partition, m.offset)
+            }
+            var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let ts = rd_kafka_message_timestamp(message, &tsType)
+            batch.append(KafkaConsumerMessage(
+                topic: topic, partition: m.partition, offset: m.offset,
+                key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
+                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) },
+                headers: rdkafkaHeaders(of: message),
+                timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
+        }
+
+        fileprivate mutating func endRun() {
+            guard let r = run, let t = r.topic else { return }
+            let tp = TopicPartition(topic: String(cString: rd_kafka_topic_name(t)), partition: r.partition)
+            highest[tp] = max(highest[tp] ?? -1, r.offset)
+            run = nil
+        }
+    }
+
+    func reader() -> BatchReader { BatchReader(context: self, revocations: state.withLock { $0.revocations }) }
+
+    /// Records what a batch handed over: each partition's highest offset, where a resume after a
+    /// pause continues. If partitions were revoked while the batch was read (a rebalance callback
+    /// runs inside a poll), nothing is recorded: those partitions then resume from their
+    /// committed offsets, which can deliver a message twice (the inbox dedupes) but never skips one.
+    func handedOver(_ reader: BatchReader) {
+        var reader = reader
+        reader.endRun()
+        guard !reader.highest.isEmpty else { return }
+        state.withLock { s in
+            guard s.revocations == reader.revocations else { return }
+            for (tp, offset) in reader.highest { s.delivered[tp] = max(s.delivered[tp] ?? -1, offset) }
+        }
     }
 
     func buffered(_ count: Int) { state.withLock { $0.buffered += count } }
@@ -383,6 +457,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     fileprivate func revoked(_ partitions: [TopicPartition]?) {
         statistics.forget(partitions)
         state.withLock { s in
+            s.revocations += 1
             if let partitions {
                 s.assignment.subtract(partitions)
                 for tp in partitions { s.delivered[tp] = nil }
@@ -442,5 +517,33 @@ private func rdkafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp
         context.logger.error("Kafka rebalance failed", metadata: ["kafka.error": "\(KafkaError(err))"])
         context.revoked(nil)
         _ = rd_kafka_assign(rk, nil)
+    }
+}
+
+/// The consumer's queue, and the poll thread's array that `rd_kafka_consume_batch_queue` fills.
+// @unchecked: used by the poll thread only (its iterations and its finish).
+final class ConsumerQueue: @unchecked Sendable {
+    static let chunk = 256
+    private var queue: OpaquePointer?
+    private var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: ConsumerQueue.chunk)
+
+    init(_ queue: OpaquePointer?) { self.queue = queue }
+
+    /// Takes up to `count` (at most ``chunk``) messages already queued, without waiting, and
+    /// passes each to `body`, which owns it. Returns how many there were.
+    func drain(_ count: Int, _ body: (UnsafeMutablePointer<rd_kafka_message_t>) -> Void) -> Int {
+        guard let queue, count > 0 else { return 0 }
+        let wanted = min(count, buffer.count)
+        return buffer.withUnsafeMutableBufferPointer { messages in
+            let n = max(0, rd_kafka_consume_batch_queue(queue, 0, messages.baseAddress, wanted))
+            for i in 0..<n { if let m = messages[i] { body(m) } }
+            return n
+        }
+    }
+
+    /// Drops the queue reference (after the consumer is closed, before the handle is destroyed).
+    func release() {
+        if let queue { rd_kafka_queue_destroy(queue) }
+        queue = nil
     }
 }
