@@ -283,7 +283,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         fileprivate let revocations: Int
         private var topicHandle: OpaquePointer?
         private var topicName = ""
-        private var run: (topic: OpaquePointer?, partition: Int32, offset: Int64)?
+        private var run: (topic: OpaquePointer?, name: String, partition: Int32, offset: Int64)?
         fileprivate var highest: [TopicPartition: Int64] = [:]
 
         fileprivate init(context: ConsumerContext, revocations: Int) {
@@ -308,10 +308,10 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
             }
             // Messages come in runs of one partition: its highest offset is noted when the run ends.
             if let r = run, r.topic == m.rkt, r.partition == m.partition {
-                run = (r.topic, r.partition, max(r.offset, m.offset))
+                run = (r.topic, r.name, r.partition, max(r.offset, m.offset))
             } else {
                 endRun()
-                run = (m.rkt, m.partition, m.offset)
+                run = (m.rkt, topic, m.partition, m.offset)
             }
             var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let ts = rd_kafka_message_timestamp(message, &tsType)
@@ -323,9 +323,11 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
         }
 
+        /// Notes the run's highest offset. By the name kept with it: the run's messages, which
+        /// held librdkafka's topic, are destroyed by now.
         fileprivate mutating func endRun() {
-            guard let r = run, let t = r.topic else { return }
-            let tp = TopicPartition(topic: String(cString: rd_kafka_topic_name(t)), partition: r.partition)
+            guard let r = run, r.topic != nil else { return }
+            let tp = TopicPartition(topic: r.name, partition: r.partition)
             highest[tp] = max(highest[tp] ?? -1, r.offset)
             run = nil
         }
