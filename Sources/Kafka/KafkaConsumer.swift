@@ -109,18 +109,9 @@ public final class KafkaConsumer: Sendable {
 
     /// Stores the offsets of several messages at once: for each partition, the highest one given.
     public func storeOffsets(for messages: [KafkaConsumerMessage]) throws {
-        // Messages come in runs of one partition: a run is hashed into the table once.
-        var highest: [TopicPartition: Int64] = [:]
-        var run: (topic: String, partition: Int32, offset: Int64)?
-        for m in messages {
-            if let r = run, r.partition == m.partition, r.topic == m.topic {
-                run = (r.topic, r.partition, max(r.offset, m.offset))
-            } else {
-                if let r = run { highest[TopicPartition(topic: r.topic, partition: r.partition)] = max(highest[TopicPartition(topic: r.topic, partition: r.partition)] ?? -1, r.offset) }
-                run = (m.topic, m.partition, m.offset)
-            }
-        }
-        if let r = run { highest[TopicPartition(topic: r.topic, partition: r.partition)] = max(highest[TopicPartition(topic: r.topic, partition: r.partition)] ?? -1, r.offset) }
+        var offsets = HighestOffsets()
+        for m in messages { offsets.note(topic: m.topic, partition: m.partition, offset: m.offset) }
+        let highest = offsets.result()
         guard !highest.isEmpty else { return }
         let assigned = context.assignment
         let notAssigned = highest.keys.filter { !assigned.contains($0) }.sorted()
@@ -283,8 +274,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         fileprivate let revocations: Int
         private var topicHandle: OpaquePointer?
         private var topicName = ""
-        private var run: (topic: OpaquePointer?, name: String, partition: Int32, offset: Int64)?
-        fileprivate var highest: [TopicPartition: Int64] = [:]
+        fileprivate var offsets = HighestOffsets()
 
         fileprivate init(context: ConsumerContext, revocations: Int) {
             self.context = context
@@ -306,13 +296,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 context.logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
                 return
             }
-            // Messages come in runs of one partition: its highest offset is noted when the run ends.
-            if let r = run, r.topic == m.rkt, r.partition == m.partition {
-                run = (r.topic, r.name, r.partition, max(r.offset, m.offset))
-            } else {
-                endRun()
-                run = (m.rkt, topic, m.partition, m.offset)
-            }
+            if m.rkt != nil { offsets.note(topic: topic, partition: m.partition, offset: m.offset) }
             var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let ts = rd_kafka_message_timestamp(message, &tsType)
             batch.append(KafkaConsumerMessage(
@@ -321,15 +305,6 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) },
                 headers: rdkafkaHeaders(of: message),
                 timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
-        }
-
-        /// Notes the run's highest offset. By the name kept with it: the run's messages, which
-        /// held librdkafka's topic, are destroyed by now.
-        fileprivate mutating func endRun() {
-            guard let r = run, r.topic != nil else { return }
-            let tp = TopicPartition(topic: r.name, partition: r.partition)
-            highest[tp] = max(highest[tp] ?? -1, r.offset)
-            run = nil
         }
     }
 
@@ -340,12 +315,12 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     /// runs inside a poll), nothing is recorded: those partitions then resume from their
     /// committed offsets, which can deliver a message twice (the inbox dedupes) but never skips one.
     func handedOver(_ reader: BatchReader) {
-        var reader = reader
-        reader.endRun()
-        guard !reader.highest.isEmpty else { return }
+        var offsets = reader.offsets
+        let highest = offsets.result()
+        guard !highest.isEmpty else { return }
         state.withLock { s in
             guard s.revocations == reader.revocations else { return }
-            for (tp, offset) in reader.highest { s.delivered[tp] = max(s.delivered[tp] ?? -1, offset) }
+            for (tp, offset) in highest { s.delivered[tp] = max(s.delivered[tp] ?? -1, offset) }
         }
     }
 
@@ -519,6 +494,35 @@ private func rdkafkaRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp
         context.logger.error("Kafka rebalance failed", metadata: ["kafka.error": "\(KafkaError(err))"])
         context.revoked(nil)
         _ = rd_kafka_assign(rk, nil)
+    }
+}
+
+/// The highest offset per partition of messages that come in runs of one partition, as a polled
+/// batch does: a run is hashed into the table once, not each message. A topic is compared by its
+/// string, which within a batch is one shared string (a cheap comparison).
+struct HighestOffsets {
+    private var run: (topic: String, partition: Int32, offset: Int64)?
+    private var table: [TopicPartition: Int64] = [:]
+
+    mutating func note(topic: String, partition: Int32, offset: Int64) {
+        if let r = run, r.partition == partition, r.topic == topic {
+            run = (r.topic, r.partition, max(r.offset, offset))
+        } else {
+            endRun()
+            run = (topic, partition, offset)
+        }
+    }
+
+    mutating func result() -> [TopicPartition: Int64] {
+        endRun()
+        return table
+    }
+
+    private mutating func endRun() {
+        guard let r = run else { return }
+        let tp = TopicPartition(topic: r.topic, partition: r.partition)
+        table[tp] = max(table[tp] ?? -1, r.offset)
+        run = nil
     }
 }
 
