@@ -109,6 +109,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// How long a broker may hold a fetch waiting for data. Lower means new events (a termination
     /// behind a quiet partition) are seen sooner, at the cost of more fetch requests. Default: 100 ms.
     public var fetchWaitMax: Duration = .milliseconds(100)
+    /// The longest one poll of the poll thread waits for a message or event. Anything that
+    /// arrives, the application catching up after a pause, and closing all end the wait at once,
+    /// so this bounds only how often an idle consumer wakes. Internal: tests raise it to show
+    /// that nothing waits for it.
+    var pollWait: Duration = .milliseconds(100)
 
     public init(bootstrapServers: [String], groupID: String, topics: [String]) {
         self.client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)

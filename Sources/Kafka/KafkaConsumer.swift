@@ -43,16 +43,18 @@ public final class KafkaConsumer: Sendable {
         self.stream = stream
         self.configuration = configuration
         let maxBatch = max(1, configuration.maxBatchSize)
+        let pollWait = Int32(clamping: Int64(configuration.pollWait / .milliseconds(1)))
         // The queue `rd_kafka_consumer_poll` reads (the group's, which the main queue is
         // forwarded to), to drain it many messages a call. Released after the consumer closes.
         let queue = ConsumerQueue(client.withHandle { rd_kafka_queue_get_consumer($0) })
+        context.queue = queue
         self.pollThread = RDKafkaPollThread(
             name: "kafka-consumer-poll",
             iteration: {
                 let batch = client.withHandle { rk -> [KafkaConsumerMessage] in
-                    // Wait for one message (or event) at most 100 ms, so a lone event is handed
-                    // over at once and `max.poll.interval.ms` sees the application polling.
-                    guard let first = rd_kafka_consumer_poll(rk, 100) else { return [] }
+                    // Wait for one message (or event) at most `pollWait` (100 ms), so a lone event
+                    // is handed over at once and `max.poll.interval.ms` sees the application polling.
+                    guard let first = rd_kafka_consumer_poll(rk, pollWait) else { return [] }
                     var reader = context.reader()
                     var batch: [KafkaConsumerMessage] = []
                     reader.take(first, into: &batch)
@@ -184,11 +186,14 @@ public final class KafkaConsumer: Sendable {
     /// Leaves the group: stored offsets are committed, partitions handed over, and the message
     /// sequence ends. Safe to call more than once.
     public func close() async {
+        pollThread.requestStop()
+        context.queue?.wake()  // the poll thread may be waiting in a poll
         await pollThread.stop()
     }
 
     deinit {
         pollThread.requestStop()
+        context.queue?.wake()
     }
 }
 
@@ -257,6 +262,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     private let offsetReset: KafkaConsumerConfiguration.OffsetReset
     /// Set once, right after the handle is made; read only by the poll thread and the consumer.
     nonisolated(unsafe) weak var client: RDKafkaClient?
+    /// Set once, before the poll thread starts: the queue its poll waits on.
+    nonisolated(unsafe) var queue: ConsumerQueue?
 
     init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int, offsetReset: KafkaConsumerConfiguration.OffsetReset) {
         self.maxBuffered = max(1, maxBuffered)
@@ -325,7 +332,17 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     }
 
     func buffered(_ count: Int) { state.withLock { $0.buffered += count } }
-    func consumed(_ count: Int) { state.withLock { $0.buffered -= count } }
+    /// The application took `count` messages. If that caught it up far enough to end a pause,
+    /// the poll thread is woken to resume fetching now: paused, it would otherwise wait out its
+    /// poll, as nothing arrives (100 ms, which was most of the time a catching-up consumer took).
+    func consumed(_ count: Int) {
+        let resume = state.withLock { s -> Bool in
+            let before = s.buffered
+            s.buffered -= count
+            return s.backpressured && before > maxBuffered / 2 && s.buffered <= maxBuffered / 2
+        }
+        if resume { queue?.wake() }
+    }
 
     func userPaused(_ partitions: [TopicPartition], paused: Bool) {
         state.withLock { s in
@@ -527,13 +544,22 @@ struct HighestOffsets {
 }
 
 /// The consumer's queue, and the poll thread's array that `rd_kafka_consume_batch_queue` fills.
-// @unchecked: used by the poll thread only (its iterations and its finish).
+// @unchecked: drained and released by the poll thread only; ``wake()``, from any thread, takes
+// the lock that ``release()`` takes.
 final class ConsumerQueue: @unchecked Sendable {
     static let chunk = 256
     private var queue: OpaquePointer?
     private var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: ConsumerQueue.chunk)
+    private let released = Mutex(false)
 
     init(_ queue: OpaquePointer?) { self.queue = queue }
+
+    /// Ends a poll waiting on this queue now (or the next one, if none is waiting), from any thread.
+    func wake() {
+        released.withLock { released in
+            if !released, let queue { rd_kafka_queue_yield(queue) }
+        }
+    }
 
     /// Takes up to `count` (at most ``chunk``) messages already queued, without waiting, and
     /// passes each to `body`, which owns it. Returns how many there were.
@@ -549,7 +575,11 @@ final class ConsumerQueue: @unchecked Sendable {
 
     /// Drops the queue reference (after the consumer is closed, before the handle is destroyed).
     func release() {
-        if let queue { rd_kafka_queue_destroy(queue) }
-        queue = nil
+        released.withLock { released in
+            if let queue { rd_kafka_queue_destroy(queue) }
+            queue = nil
+            released = true
+        }
     }
 }
+

@@ -1,5 +1,5 @@
 import Foundation
-import Kafka
+@testable import Kafka
 import Testing
 
 @Suite("Kafka consumer backpressure", .timeLimit(.minutes(3)))
@@ -40,5 +40,37 @@ struct KafkaBackpressureTests {
         #expect(perPartition.count == 6)
         await consumer.close()
         await producer.shutdown()
+    }
+}
+
+/// Needs the consumer's internal poll wait, to show that nothing waits for it.
+@Suite("Kafka consumer backpressure, without waiting for a poll", .timeLimit(.minutes(3)))
+struct KafkaBackpressureWakeupTests {
+    @Test("Fetching resumes as soon as the application catches up, not when the poll thread's wait ends")
+    func resumeDoesNotWaitForThePoll() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
+        let topic = KafkaTestSupport.uniqueName("backpressure-wake")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaTestSupport.producer(cluster)
+        let total = 300
+        for r in await producer.send(batch: (0..<total).map { KafkaProducerMessage(topic: topic, key: Array("k\($0)".utf8), value: Array("\($0)".utf8)) }) {
+            _ = try r.get()
+        }
+        await producer.shutdown()
+        // Backpressure pauses fetching about every 20 messages. The poll thread, finding nothing
+        // to fetch while paused, waits in its poll; a wait of a minute makes any resume that
+        // waits for it miss the deadline below by far.
+        let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-wake"), topics: [topic]) {
+            $0.maxBufferedMessages = 20
+            $0.maxBatchSize = 10
+            $0.pollWait = .seconds(60)
+        }
+        let received = try await KafkaTestSupport.collect(consumer, count: total, within: .seconds(30))
+        #expect(Set(received.map(\.offset)).count == total)
+        // Closing ends the poll thread's wait too.
+        let closing = ContinuousClock.now
+        await consumer.close()
+        #expect(ContinuousClock.now - closing < .seconds(30))
+        await cluster.shutdown()
     }
 }
