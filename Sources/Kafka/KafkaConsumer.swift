@@ -23,9 +23,11 @@ public final class KafkaConsumer: Sendable {
         guard !configuration.topics.isEmpty else { throw KafkaError.configuration("A consumer needs at least one topic") }
         guard !configuration.groupID.isEmpty else { throw KafkaError.configuration("A consumer needs a group id") }
         let (stream, continuation) = AsyncStream.makeStream(of: [KafkaConsumerMessage].self, bufferingPolicy: .unbounded)
+        let properties = configuration.properties()
         let context = ConsumerContext(logger: logger, statistics: RDKafkaStatistics(role: "consumer", group: configuration.groupID),
-                                      maxBuffered: configuration.maxBufferedMessages, offsetReset: configuration.autoOffsetReset)
-        let client = try RDKafkaClient.make(kind: .consumer, properties: configuration.properties(), context: context) { conf in
+                                      maxBuffered: configuration.maxBufferedMessages, offsetReset: configuration.autoOffsetReset,
+                                      prefetchLimit: PrefetchLimit(properties))
+        let client = try RDKafkaClient.make(kind: .consumer, properties: properties, context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf, rdkafkaRebalanceCallback)
         }
         try client.withHandle { rk in
@@ -51,24 +53,27 @@ public final class KafkaConsumer: Sendable {
         self.pollThread = RDKafkaPollThread(
             name: "kafka-consumer-poll",
             iteration: {
-                let batch = client.withHandle { rk -> [KafkaConsumerMessage] in
+                let (batch, emptied) = client.withHandle { rk -> ([KafkaConsumerMessage], Bool) in
                     // Wait for one message (or event) at most `pollWait` (100 ms), so a lone event
                     // is handed over at once and `max.poll.interval.ms` sees the application polling.
-                    guard let first = rd_kafka_consumer_poll(rk, pollWait) else { return [] }
+                    guard let first = rd_kafka_consumer_poll(rk, pollWait) else { return ([], true) }
+                    context.notePrefetch(queued: queue.length + 1, sample: first.pointee.len + first.pointee.key_len)
                     var reader = context.reader()
                     var batch: [KafkaConsumerMessage] = []
                     reader.take(first, into: &batch)
                     // Then take what is already fetched without waiting, up to one batch, in
                     // calls of up to 256 messages (one queue lock each instead of one a message).
                     // Rebalance callbacks and other events met on the way are served as in a poll.
+                    var emptied = false
                     while batch.count < maxBatch {
                         let wanted = min(ConsumerQueue.chunk, maxBatch - batch.count)
                         let taken = queue.drain(wanted) { reader.take($0, into: &batch) }
-                        if taken < wanted { break }  // the queue is empty
+                        if taken < wanted { emptied = true; break }  // the queue is empty
                     }
                     context.handedOver(reader)
-                    return batch
+                    return (batch, emptied)
                 }
+                if emptied { context.restartFetchingIfStopped() }
                 if !batch.isEmpty {
                     context.buffered(batch.count)
                     continuation.yield(batch)
@@ -256,18 +261,26 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         var resumePending = false
         /// Counts revocations, so a batch read across one does not record stale positions.
         var revocations = 0
+        /// The mean size of the messages of the last batch (key and value), to tell how full
+        /// librdkafka's prefetch queue is from its length.
+        var messageBytes = 0.0
+        /// librdkafka's prefetch queue was seen near its limit, where librdkafka stops fetching.
+        var prefetchFull = false
     }
     private let state = Mutex(State())
     private let maxBuffered: Int
     private let offsetReset: KafkaConsumerConfiguration.OffsetReset
+    private let prefetchLimit: PrefetchLimit
     /// Set once, right after the handle is made; read only by the poll thread and the consumer.
     nonisolated(unsafe) weak var client: RDKafkaClient?
     /// Set once, before the poll thread starts: the queue its poll waits on.
     nonisolated(unsafe) var queue: ConsumerQueue?
 
-    init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int, offsetReset: KafkaConsumerConfiguration.OffsetReset) {
+    init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int, offsetReset: KafkaConsumerConfiguration.OffsetReset,
+         prefetchLimit: PrefetchLimit) {
         self.maxBuffered = max(1, maxBuffered)
         self.offsetReset = offsetReset
+        self.prefetchLimit = prefetchLimit
         super.init(logger: logger, statistics: statistics)
     }
 
@@ -282,6 +295,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         private var topicHandle: OpaquePointer?
         private var topicName = ""
         fileprivate var offsets = HighestOffsets()
+        fileprivate var messages = 0
+        fileprivate var bytes = 0
 
         fileprivate init(context: ConsumerContext, revocations: Int) {
             self.context = context
@@ -304,6 +319,8 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 return
             }
             if m.rkt != nil { offsets.note(topic: topic, partition: m.partition, offset: m.offset) }
+            messages += 1
+            bytes += m.len + m.key_len
             var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let ts = rd_kafka_message_timestamp(message, &tsType)
             batch.append(KafkaConsumerMessage(
@@ -326,8 +343,46 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         let highest = offsets.result()
         guard !highest.isEmpty else { return }
         state.withLock { s in
+            s.messageBytes = Double(reader.bytes) / Double(max(1, reader.messages))
             guard s.revocations == reader.revocations else { return }
             for (tp, offset) in highest { s.delivered[tp] = max(s.delivered[tp] ?? -1, offset) }
+        }
+    }
+
+    /// Notes how many messages librdkafka holds fetched, when the poll thread is about to take
+    /// some; `sample` is the size of one of them, for when no batch has been taken yet.
+    ///
+    /// librdkafka 2.0.2 stops fetching when that queue reaches `queued.max.messages.kbytes` (or
+    /// `queued.min.messages`), and does not look again when the application empties it: its
+    /// broker thread sleeps until something else wakes it, up to a second. So a queue seen near
+    /// its limit is remembered, and once it is empty ``restartFetchingIfStopped()`` wakes the fetch.
+    func notePrefetch(queued: Int, sample: Int) {
+        state.withLock { s in
+            let bytes = Double(queued) * (s.messageBytes > 0 ? s.messageBytes : Double(sample))
+            if prefetchLimit.isNear(messages: queued, bytes: bytes) { s.prefetchFull = true }
+        }
+    }
+
+    /// If librdkafka's prefetch queue was near its limit and is now empty, moves each partition
+    /// that delivered messages to right after the last one the application received. That is
+    /// where fetching stands anyway (nothing is skipped; a fetch in flight is repeated), and a
+    /// seek is what wakes librdkafka's broker thread.
+    func restartFetchingIfStopped() {
+        let positions = state.withLock { s -> [TopicPartition: Int64] in
+            guard s.prefetchFull else { return [:] }
+            s.prefetchFull = false
+            // A pause has nothing to fetch, and its resume seeks anyway.
+            guard !s.backpressured else { return [:] }
+            return s.delivered.filter { s.assignment.contains($0.key) && !s.userPaused.contains($0.key) }
+        }
+        guard !positions.isEmpty, let client else { return }
+        client.withHandle { rk in
+            let list = rd_kafka_topic_partition_list_new(Int32(positions.count))!  // librdkafka aborts rather than return NULL
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (tp, last) in positions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = last + 1 }
+            if let error = rd_kafka_seek_partitions(rk, list, 5000) {
+                logger.debug("Kafka seek to restart fetching failed; fetching restarts within a second", metadata: ["kafka.error": "\(KafkaError(consuming: error, context: "Seek"))"])
+            }
         }
     }
 
@@ -554,6 +609,9 @@ final class ConsumerQueue: @unchecked Sendable {
 
     init(_ queue: OpaquePointer?) { self.queue = queue }
 
+    /// How many messages and events wait in the queue.
+    var length: Int { queue.map { Int(rd_kafka_queue_length($0)) } ?? 0 }
+
     /// Ends a poll waiting on this queue now (or the next one, if none is waiting), from any thread.
     func wake() {
         released.withLock { released in
@@ -583,3 +641,20 @@ final class ConsumerQueue: @unchecked Sendable {
     }
 }
 
+
+/// Where librdkafka stops fetching ahead of the application: `queued.max.messages.kbytes` and
+/// `queued.min.messages`, as configured.
+struct PrefetchLimit {
+    var bytes: Double
+    var messages: Int
+
+    init(_ properties: [String: String]) {
+        bytes = Double(properties["queued.max.messages.kbytes"].flatMap { Int($0) } ?? 65_536) * 1024
+        messages = properties["queued.min.messages"].flatMap { Int($0) } ?? 100_000
+    }
+
+    /// Within a fifth of either limit: the queue may have reached it between two looks.
+    func isNear(messages queued: Int, bytes queuedBytes: Double) -> Bool {
+        Double(queued) >= 0.8 * Double(messages) || queuedBytes >= 0.8 * bytes
+    }
+}

@@ -74,3 +74,39 @@ struct KafkaBackpressureWakeupTests {
         await cluster.shutdown()
     }
 }
+
+@Suite("Kafka consumer prefetch limit", .timeLimit(.minutes(3)))
+struct KafkaPrefetchLimitTests {
+    @Test("A consumer whose prefetch reaches its limit goes on fetching as soon as it has taken what was fetched")
+    func fullPrefetchDoesNotStall() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
+        let topic = KafkaTestSupport.uniqueName("prefetch-full")
+        try cluster.createTopic(topic, partitions: 1)
+        let producer = try KafkaTestSupport.producer(cluster)
+        // 40 message sets of 50 messages of 100 bytes, each one fetch and each over the limit.
+        let sets = 40, perSet = 50
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: 100)
+        for s in 0..<sets {
+            for r in await producer.send(batch: (0..<perSet).map { KafkaProducerMessage(topic: topic, key: Array("k\(s)-\($0)".utf8), value: value) }) {
+                _ = try r.get()
+            }
+        }
+        await producer.shutdown()
+        // librdkafka stops fetching once a kilobyte is queued, and librdkafka 2.0.2 does not
+        // fetch again when the queue empties; it looks again only after up to a second, so 40
+        // fetches took tens of seconds.
+        let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-prefetch"), topics: [topic]) {
+            $0.maxPrefetchKilobytes = 1
+        }
+        // The group join comes first; the clock starts at the first message.
+        var received = try await KafkaTestSupport.collect(consumer, count: 1, within: .seconds(60))
+        let start = ContinuousClock.now
+        received += try await KafkaTestSupport.collect(consumer, count: sets * perSet - received.count, within: .seconds(60))
+        let elapsed = ContinuousClock.now - start
+        #expect(Set(received.map(\.offset)).count == sets * perSet)
+        #expect(received.map(\.offset) == received.map(\.offset).sorted(), "one partition arrives in order")
+        #expect(elapsed < .seconds(10), "\(sets) fetches took \(elapsed)")
+        await consumer.close()
+        await cluster.shutdown()
+    }
+}
