@@ -90,8 +90,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// The longest allowed gap between polls. The poll thread polls continuously, even while
     /// partitions are paused, so this is only reached if the process stalls. Default: 300 s.
     public var maxPollInterval: Duration = .seconds(300)
-    /// How many messages may wait in memory for the application before the consumer pauses
-    /// fetching (backpressure). Default: 10,000.
+    /// How many messages may wait in memory for the application before the consumer holds back
+    /// and then pauses fetching (backpressure). Default: 10,000.
     public var maxBufferedMessages: Int = 10_000
     /// The most messages handed over in one batch. Default: 500. A batch is whatever is ready
     /// when the application asks, so a quiet topic still gives small batches at once; only a
@@ -99,9 +99,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxBatchSize: Int = 500
     /// How much librdkafka fetches ahead of the application, in kilobytes
     /// (`queued.max.messages.kbytes`; the message count, `queued.min.messages`, is set to its
-    /// maximum so this is the one limit). Default: 16,384 (librdkafka's own is 65,536); with
-    /// ``maxBufferedMessages`` already waiting on this side, more only adds memory.
-    public var maxPrefetchKilobytes: Int = 16_384
+    /// maximum so this is the one limit). Default: 8,192 (librdkafka's own is 65,536); with
+    /// ``maxBufferedMessages`` already waiting on this side, more only adds memory. When the
+    /// application falls behind, the consumer first holds back and librdkafka keeps this much
+    /// fetched; once that queue is taken, fetching starts again at once.
+    public var maxPrefetchKilobytes: Int = 8_192
     /// The most data one fetch brings back (`fetch.max.bytes`). Default: 8 MiB (librdkafka's own
     /// is 50 MiB, held in memory while any message of it is); raised to `message.max.bytes` when
     /// that is set higher, which librdkafka requires. A `kafka.properties` value wins over both.
@@ -114,6 +116,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// so this bounds only how often an idle consumer wakes. Internal: tests raise it to show
     /// that nothing waits for it.
     var pollWait: Duration = .milliseconds(100)
+    /// How long the poll thread holds back, taking nothing more, for an application that fell
+    /// ``maxBufferedMessages`` behind, before it pauses fetching. Internal: a test sets zero to
+    /// pause at once.
+    var holdLimit: Duration = .milliseconds(250)
 
     public init(bootstrapServers: [String], groupID: String, topics: [String]) {
         self.client = KafkaClientConfiguration(bootstrapServers: bootstrapServers)

@@ -10,8 +10,10 @@ import Synchronization
 ///
 /// A dedicated thread polls librdkafka continuously, also while partitions are paused, so
 /// `max.poll.interval.ms` is never exceeded by a slow application. When the application falls
-/// behind by ``KafkaConsumerConfiguration/maxBufferedMessages`` the thread pauses fetching until it
-/// catches up, so memory stays bounded.
+/// behind by ``KafkaConsumerConfiguration/maxBufferedMessages`` the thread holds back (librdkafka
+/// keeps at most ``KafkaConsumerConfiguration/maxPrefetchKilobytes`` fetched meanwhile), and if
+/// the application has not caught up by half within a quarter of a second, pauses fetching until
+/// it has, so memory stays bounded.
 public final class KafkaConsumer: Sendable {
     private let client: RDKafkaClient
     private let context: ConsumerContext
@@ -26,7 +28,7 @@ public final class KafkaConsumer: Sendable {
         let properties = configuration.properties()
         let context = ConsumerContext(logger: logger, statistics: RDKafkaStatistics(role: "consumer", group: configuration.groupID),
                                       maxBuffered: configuration.maxBufferedMessages, offsetReset: configuration.autoOffsetReset,
-                                      prefetchLimit: PrefetchLimit(properties))
+                                      prefetchLimit: PrefetchLimit(properties), holdLimit: configuration.holdLimit)
         let client = try RDKafkaClient.make(kind: .consumer, properties: properties, context: context) { conf in
             rd_kafka_conf_set_rebalance_cb(conf, rdkafkaRebalanceCallback)
         }
@@ -48,11 +50,17 @@ public final class KafkaConsumer: Sendable {
         let pollWait = Int32(clamping: Int64(configuration.pollWait / .milliseconds(1)))
         // The queue `rd_kafka_consumer_poll` reads (the group's, which the main queue is
         // forwarded to), to drain it many messages a call. Released after the consumer closes.
-        let queue = ConsumerQueue(client.withHandle { rd_kafka_queue_get_consumer($0) })
+        let queue = client.withHandle { ConsumerQueue(consumer: rd_kafka_queue_get_consumer($0), hold: rd_kafka_queue_new($0)) }
         context.queue = queue
         self.pollThread = RDKafkaPollThread(
             name: "kafka-consumer-poll",
             iteration: {
+                // While the application is behind, take nothing more for a while: librdkafka
+                // keeps what it has fetched (up to its prefetch limit) for when it catches up.
+                if let hold = context.applyBackpressure() {
+                    queue.waitForApplication(hold)
+                    return
+                }
                 let (batch, emptied) = client.withHandle { rk -> ([KafkaConsumerMessage], Bool) in
                     // Wait for one message (or event) at most `pollWait` (100 ms), so a lone event
                     // is handed over at once and `max.poll.interval.ms` sees the application polling.
@@ -78,7 +86,6 @@ public final class KafkaConsumer: Sendable {
                     context.buffered(batch.count)
                     continuation.yield(batch)
                 }
-                context.applyBackpressure()
             },
             finish: {
                 // Leaving the group revokes every partition, which commits the stored offsets.
@@ -253,7 +260,11 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         var assignment: Set<TopicPartition> = []
         var userPaused: Set<TopicPartition> = []
         var buffered = 0
+        /// Fetching is paused because the application is behind.
         var backpressured = false
+        /// Since when the poll thread has held back, the application being behind; it pauses
+        /// fetching if the application has not caught up within `holdLimit`.
+        var holdingSince: ContinuousClock.Instant?
         /// The highest offset handed to the application, per partition.
         var delivered: [TopicPartition: Int64] = [:]
         /// A resume whose seek failed as a whole (it timed out on a loaded machine): retried at
@@ -271,16 +282,18 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     private let maxBuffered: Int
     private let offsetReset: KafkaConsumerConfiguration.OffsetReset
     private let prefetchLimit: PrefetchLimit
+    private let holdLimit: Duration
     /// Set once, right after the handle is made; read only by the poll thread and the consumer.
     nonisolated(unsafe) weak var client: RDKafkaClient?
     /// Set once, before the poll thread starts: the queue its poll waits on.
     nonisolated(unsafe) var queue: ConsumerQueue?
 
     init(logger: Logger, statistics: RDKafkaStatistics, maxBuffered: Int, offsetReset: KafkaConsumerConfiguration.OffsetReset,
-         prefetchLimit: PrefetchLimit) {
+         prefetchLimit: PrefetchLimit, holdLimit: Duration) {
         self.maxBuffered = max(1, maxBuffered)
         self.offsetReset = offsetReset
         self.prefetchLimit = prefetchLimit
+        self.holdLimit = holdLimit
         super.init(logger: logger, statistics: statistics)
     }
 
@@ -387,14 +400,14 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     }
 
     func buffered(_ count: Int) { state.withLock { $0.buffered += count } }
-    /// The application took `count` messages. If that caught it up far enough to end a pause,
-    /// the poll thread is woken to resume fetching now: paused, it would otherwise wait out its
+    /// The application took `count` messages. If that caught it up far enough to end a hold or
+    /// a pause, the poll thread is woken to go on now: paused, it would otherwise wait out its
     /// poll, as nothing arrives (100 ms, which was most of the time a catching-up consumer took).
     func consumed(_ count: Int) {
         let resume = state.withLock { s -> Bool in
             let before = s.buffered
             s.buffered -= count
-            return s.backpressured && before > maxBuffered / 2 && s.buffered <= maxBuffered / 2
+            return (s.backpressured || s.holdingSince != nil) && before > maxBuffered / 2 && s.buffered <= maxBuffered / 2
         }
         if resume { queue?.wake() }
     }
@@ -407,31 +420,52 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
 
     /// Pauses everything while the application is too far behind, and resumes (except what the
     /// application paused itself) once it has caught up by half.
-    func applyBackpressure() {
-        let action = state.withLock { s -> (paused: Bool, partitions: [TopicPartition])? in
-            if !s.backpressured && s.buffered >= maxBuffered {
-                s.backpressured = true
-                return (true, Array(s.assignment))
+    ///
+    /// A lag is first met by holding back: the poll thread takes nothing more and waits (the
+    /// returned time at most) for the application, while librdkafka keeps what it has fetched.
+    /// Only a lag longer than `holdLimit` pauses fetching, which makes librdkafka drop its
+    /// prefetch and fetch it again on resume, and wait for any fetch still in flight (up to
+    /// `fetch.wait.max.ms` where a partition's end was reached). The hold is short because the
+    /// thread serves no event meanwhile (a rebalance waits for it).
+    func applyBackpressure() -> Duration? {
+        enum Step { case hold(Duration), pause([TopicPartition]), resume([TopicPartition]), none }
+        let now = ContinuousClock.now
+        let step = state.withLock { s -> Step in
+            if !s.backpressured && s.holdingSince == nil && s.buffered >= maxBuffered { s.holdingSince = now }
+            if let since = s.holdingSince {
+                if s.buffered > maxBuffered / 2 {
+                    if now - since < holdLimit { return .hold(holdLimit - (now - since)) }
+                    s.backpressured = true
+                }
+                s.holdingSince = nil
+                if s.backpressured { return .pause(Array(s.assignment)) }
             }
             if s.backpressured && s.buffered <= maxBuffered / 2 {
                 s.backpressured = false
                 s.resumePending = false
-                return (false, Array(s.assignment.subtracting(s.userPaused)))
+                return .resume(Array(s.assignment.subtracting(s.userPaused)))
             }
             if !s.backpressured && s.resumePending {
                 s.resumePending = false
-                return (false, Array(s.assignment.subtracting(s.userPaused)))
+                return .resume(Array(s.assignment.subtracting(s.userPaused)))
             }
-            return nil
+            return .none
         }
-        guard let action else { return }
-        do { try setPaused(action.partitions, paused: action.paused) } catch {
-            if !action.paused {
+        switch step {
+        case .hold(let wait):
+            return wait
+        case .pause(let partitions):
+            try? setPaused(partitions, paused: true)
+        case .resume(let partitions):
+            do { try setPaused(partitions, paused: false) } catch {
                 // Nothing was resumed: try the whole resume again at the next poll.
                 state.withLock { if !$0.backpressured { $0.resumePending = true } }
                 logger.debug("Kafka resume failed; retried at the next poll", metadata: ["kafka.error": "\(error)"])
             }
+        case .none:
+            break
         }
+        return nil
     }
 
     func setPaused(_ partitions: [TopicPartition], paused: Bool) throws {
@@ -604,18 +638,33 @@ struct HighestOffsets {
 final class ConsumerQueue: @unchecked Sendable {
     static let chunk = 256
     private var queue: OpaquePointer?
+    /// A queue nothing is ever put on: the poll thread waits on it while it holds back, and
+    /// ``wake()`` ends that wait.
+    private var hold: OpaquePointer?
     private var buffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: ConsumerQueue.chunk)
     private let released = Mutex(false)
 
-    init(_ queue: OpaquePointer?) { self.queue = queue }
+    init(consumer queue: OpaquePointer?, hold: OpaquePointer?) {
+        self.queue = queue
+        self.hold = hold
+    }
+
+    /// Waits until ``wake()`` or for `limit` at most.
+    func waitForApplication(_ limit: Duration) {
+        guard let hold else { return }
+        let ms = Int32(clamping: max(1, Int64(limit / .milliseconds(1))))
+        if let event = rd_kafka_queue_poll(hold, ms) { rd_kafka_event_destroy(event) }
+    }
 
     /// How many messages and events wait in the queue.
     var length: Int { queue.map { Int(rd_kafka_queue_length($0)) } ?? 0 }
 
-    /// Ends a poll waiting on this queue now (or the next one, if none is waiting), from any thread.
+    /// Ends a poll or a hold now (or the next one, if none is waiting), from any thread.
     func wake() {
         released.withLock { released in
-            if !released, let queue { rd_kafka_queue_yield(queue) }
+            guard !released else { return }
+            if let queue { rd_kafka_queue_yield(queue) }
+            if let hold { rd_kafka_queue_yield(hold) }
         }
     }
 
@@ -635,7 +684,9 @@ final class ConsumerQueue: @unchecked Sendable {
     func release() {
         released.withLock { released in
             if let queue { rd_kafka_queue_destroy(queue) }
+            if let hold { rd_kafka_queue_destroy(hold) }
             queue = nil
+            hold = nil
             released = true
         }
     }

@@ -4,12 +4,13 @@ import Testing
 
 @Suite("Kafka consumer backpressure", .timeLimit(.minutes(3)))
 struct KafkaBackpressureTests {
-    @Test("A slow application pauses fetching and still receives every message of every partition",
-          arguments: [(2000, 500), (300, 100),
-                      // So small that fetching pauses before most partitions delivered anything: they must
-                      // resume from their committed offset, not after what the pause dropped.
-                      (40, 10)])
-    func slowConsumer(buffer: Int, batch: Int) async throws {
+    @Test("A slow application holds back or pauses fetching and still receives every message of every partition",
+          arguments: [(2000, 500, true), (300, 100, true),
+                      // So small, and pausing without holding back first, that fetching pauses before most
+                      // partitions delivered anything: they must resume from their committed offset, not
+                      // after what the pause dropped.
+                      (40, 10, false)])
+    func slowConsumer(buffer: Int, batch: Int, holdsBack: Bool) async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
         let topic = KafkaTestSupport.uniqueName("backpressure")
         try cluster.createTopic(topic, partitions: 6)
@@ -23,6 +24,7 @@ struct KafkaBackpressureTests {
         let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-bp"), topics: [topic]) {
             $0.maxBufferedMessages = buffer
             $0.maxBatchSize = batch
+            if !holdsBack { $0.holdLimit = .zero }
         }
         var seen = Set<String>()
         var perPartition: [Int32: Int] = [:]
@@ -46,8 +48,9 @@ struct KafkaBackpressureTests {
 /// Needs the consumer's internal poll wait, to show that nothing waits for it.
 @Suite("Kafka consumer backpressure, without waiting for a poll", .timeLimit(.minutes(3)))
 struct KafkaBackpressureWakeupTests {
-    @Test("Fetching resumes as soon as the application catches up, not when the poll thread's wait ends")
-    func resumeDoesNotWaitForThePoll() async throws {
+    @Test("Fetching resumes as soon as the application catches up, not when the poll thread's wait ends",
+          arguments: [true, false])
+    func resumeDoesNotWaitForThePoll(holdsBack: Bool) async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTestSupport.logger)
         let topic = KafkaTestSupport.uniqueName("backpressure-wake")
         try cluster.createTopic(topic, partitions: 1)
@@ -57,13 +60,14 @@ struct KafkaBackpressureWakeupTests {
             _ = try r.get()
         }
         await producer.shutdown()
-        // Backpressure pauses fetching about every 20 messages. The poll thread, finding nothing
-        // to fetch while paused, waits in its poll; a wait of a minute makes any resume that
-        // waits for it miss the deadline below by far.
+        // Backpressure holds back or pauses fetching about every 20 messages. The poll thread,
+        // finding nothing to fetch while paused, waits in its poll; a wait of a minute makes any
+        // resume that waits for it miss the deadline below by far.
         let consumer = try KafkaTestSupport.consumer(cluster, group: KafkaTestSupport.uniqueName("g-wake"), topics: [topic]) {
             $0.maxBufferedMessages = 20
             $0.maxBatchSize = 10
             $0.pollWait = .seconds(60)
+            if !holdsBack { $0.holdLimit = .zero }  // pause at once
         }
         let received = try await KafkaTestSupport.collect(consumer, count: total, within: .seconds(30))
         #expect(Set(received.map(\.offset)).count == total)

@@ -25,6 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import BINARY
@@ -54,14 +55,23 @@ def emulator_users(stack):
         return json.loads(response.read())["users"]
 
 
-def wait_until(what, check, timeout=60):
+def wait_until(what, check, timeout=60, stack=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    logs = ("; the stack's last log lines:\n" + "\n".join(stack.errors[-40:])) if stack is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{logs}")
+
+
+def wait_for_text(driver, locator, text, timeout=20):
+    """Waits for `text` in the element at `locator`. While a page is replaced, Chromium can
+    answer a lookup with "Node with given id does not belong to the document" (a plain
+    WebDriverException, not a stale element): that is looked at again, not a failure."""
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        EC.text_to_be_present_in_element(locator, text))
 
 
 def results(stack):
@@ -133,19 +143,19 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     browser.find_element(By.ID, "token").send_keys(console.operator_token)
     browser.find_element(By.ID, "name").send_keys("selenium-operator")
     browser.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button[type=submit]").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Overview"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Overview")
     assert "Signed in as selenium-operator (operator)" in browser.find_element(By.CLASS_NAME, "who").text
     assert "Leaver lockout, last hour" in browser.page_source
     shot(browser, "02-overview")
 
     # The dead letter of the malformed sample event.
     browser.find_element(By.LINK_TEXT, "Dead letters").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Dead letters"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Dead letters")
     Select(browser.find_element(By.ID, "reason")).select_by_value("validation")
     browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     shot(browser, "03-dead-letters")
     browser.find_element(By.LINK_TEXT, "dev-bad").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Dead letter dev-bad"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Dead letter dev-bad")
     assert "not valid JSON" in browser.page_source
     shot(browser, "04-dead-letter")
 
@@ -154,12 +164,12 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     value.clear()
     value.send_keys(CORRECTED)
     browser.find_element(By.XPATH, "//button[normalize-space()='Preview replay']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Preview: replay 1 dead letter(s)"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Preview: replay 1 dead letter(s)")
     assert "valid" in browser.find_element(By.CSS_SELECTOR, "table").text
     assert not any(u.get("email") == "e666@example.com" for u in emulator_users(console)), "the preview changed nothing"
     shot(browser, "05-replay-preview")
     browser.find_element(By.XPATH, "//button[normalize-space()='Replay 1 dead letter(s)']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "Replayed 1 dead letter(s)."))
+    wait_for_text(browser, (By.CSS_SELECTOR, "[role=status]"), "Replayed 1 dead letter(s).")
     shot(browser, "06-replayed")
     # The user is created first and given its groups right after: wait for the whole command.
     user = wait_until("E666's Duo user with its groups", lambda: next(
@@ -191,22 +201,22 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     wait_until("three deprovisions held", lambda: held_now() == 3)
     # "Approve all 1" approves the one the operator saw; the confirmation says two more came since.
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve all 1']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Confirm: approve 1"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Confirm: approve 1")
     assert "Approve 1 held deprovision(s)?" in browser.page_source, "the confirmation names the count"
     assert "2 more deprovision(s) were held after the list was shown" in browser.page_source
     assert "E104" in browser.find_element(By.TAG_NAME, "main").text and "E105" not in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "08-holds-confirm")
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve 1 held deprovision(s)']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "approved 1"))
+    wait_for_text(browser, (By.CSS_SELECTOR, "[role=status]"), "approved 1")
     shot(browser, "09-holds-approved")
     assert held_now() == 2, "the two held after the list was shown are still held"
     # Then the other two, from a fresh list.
     browser.get(console.console + "holds")
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve all 2']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Confirm: approve 2"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Confirm: approve 2")
     assert "were held after the list was shown" not in browser.page_source
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve 2 held deprovision(s)']").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[role=status]"), "approved 2"))
+    wait_for_text(browser, (By.CSS_SELECTOR, "[role=status]"), "approved 2")
     for username in ("katherine", "margaret", "edsger"):
         wait_until(f"{username} disabled in Duo",
                    lambda: any(u["username"] == username and u["status"] == "disabled" for u in emulator_users(console)))
@@ -216,7 +226,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     browser.find_element(By.ID, "q").send_keys("katherine")
     browser.find_element(By.CSS_SELECTOR, "form[role=search] button[type=submit]").click()
     browser.find_element(By.LINK_TEXT, "E104").click()
-    WebDriverWait(browser, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Employee E104"))
+    wait_for_text(browser, (By.TAG_NAME, "h1"), "Employee E104")
     timeline = browser.find_element(By.ID, "timeline-h").find_element(By.XPATH, "..").text
     assert "hr.employee.terminated" in timeline and "hr.employee.hired" in timeline
     assert "disabled" in browser.find_element(By.ID, "duo-h").find_element(By.XPATH, "..").text
@@ -225,7 +235,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     # Findings: a dry-run audit from the console.
     browser.get(console.console + "findings")
     browser.find_element(By.XPATH, "//button[normalize-space()='Run a dry-run audit now']").click()
-    wait_until("the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1])
+    wait_until("the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1], stack=console)
     shot(browser, "11-findings")
 
     # Every action is in the audit trail, and on the audit topic.
@@ -250,7 +260,7 @@ def test_reading_works_without_javascript_and_every_control_has_a_label(console)
         driver.get(console.console + "login")
         driver.find_element(By.ID, "token").send_keys(console.readonly_token)
         driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button[type=submit]").click()
-        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Overview"))
+        wait_for_text(driver, (By.TAG_NAME, "h1"), "Overview")
         for path, heading in [("", "Overview"), ("dead-letters", "Dead letters"), ("holds", "Held deprovisions"),
                               ("employees?q=E100", "Employees"), ("employees/E100", "Employee E100"), ("findings", "Findings"), ("audit", "Audit trail")]:
             driver.get(console.console + path)
