@@ -316,6 +316,13 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
             self.revocations = revocations
         }
 
+        /// Notes a message handed over: its partition's highest offset, and its size.
+        mutating func note(topic: String, partition: Int32, offset: Int64, bytes size: Int) {
+            offsets.note(topic: topic, partition: partition, offset: offset)
+            messages += 1
+            bytes += size
+        }
+
         /// Takes one message (and destroys librdkafka's copy). Errors are logged, not handed over.
         mutating func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into batch: inout [KafkaConsumerMessage]) {
             defer { rd_kafka_message_destroy(message) }
@@ -331,9 +338,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 context.logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
                 return
             }
-            if m.rkt != nil { offsets.note(topic: topic, partition: m.partition, offset: m.offset) }
-            messages += 1
-            bytes += m.len + m.key_len
+            if m.rkt != nil { note(topic: topic, partition: m.partition, offset: m.offset, bytes: m.len + m.key_len) }
             var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let ts = rd_kafka_message_timestamp(message, &tsType)
             batch.append(KafkaConsumerMessage(
@@ -344,6 +349,10 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
                 timestampMilliseconds: tsType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 ? nil : ts))
         }
     }
+
+    /// The position where the application resumes in `partition` after a pause: the highest
+    /// offset handed over since it was assigned, if any.
+    func deliveredOffset(_ partition: TopicPartition) -> Int64? { state.withLock { $0.delivered[partition] } }
 
     func reader() -> BatchReader { BatchReader(context: self, revocations: state.withLock { $0.revocations }) }
 
@@ -537,7 +546,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         }
     }
 
-    fileprivate func revoked(_ partitions: [TopicPartition]?) {
+    func revoked(_ partitions: [TopicPartition]?) {
         statistics.forget(partitions)
         state.withLock { s in
             s.revocations += 1
