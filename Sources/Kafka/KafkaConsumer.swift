@@ -701,7 +701,6 @@ final class ConsumerQueue: @unchecked Sendable {
     }
 }
 
-
 /// Where librdkafka stops fetching ahead of the application: `queued.max.messages.kbytes` and
 /// `queued.min.messages`, as configured.
 struct PrefetchLimit {
