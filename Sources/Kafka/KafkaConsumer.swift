@@ -65,7 +65,7 @@ public final class KafkaConsumer: Sendable {
                     // Wait for one message (or event) at most `pollWait` (100 ms), so a lone event
                     // is handed over at once and `max.poll.interval.ms` sees the application polling.
                     guard let first = rd_kafka_consumer_poll(rk, pollWait) else { return ([], true) }
-                    context.notePrefetch(queued: queue.length + 1, sample: first.pointee.len + first.pointee.key_len)
+                    let queued = queue.length + 1
                     var reader = context.reader()
                     var batch: [KafkaConsumerMessage] = []
                     reader.take(first, into: &batch)
@@ -78,7 +78,7 @@ public final class KafkaConsumer: Sendable {
                         let taken = queue.drain(wanted) { reader.take($0, into: &batch) }
                         if taken < wanted { emptied = true; break }  // the queue is empty
                     }
-                    context.handedOver(reader)
+                    context.handedOver(reader, queuedBefore: queued)
                     return (batch, emptied)
                 }
                 if emptied { context.restartFetchingIfStopped() }
@@ -272,9 +272,6 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
         var resumePending = false
         /// Counts revocations, so a batch read across one does not record stale positions.
         var revocations = 0
-        /// The mean size of the messages of the last batch (key and value), to tell how full
-        /// librdkafka's prefetch queue is from its length.
-        var messageBytes = 0.0
         /// librdkafka's prefetch queue was seen near its limit, where librdkafka stops fetching.
         var prefetchFull = false
     }
@@ -301,7 +298,7 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     var isBackpressured: Bool { state.withLock { $0.backpressured } }
 
     /// Turns polled librdkafka messages into ``KafkaConsumerMessage``s for one batch, and notes
-    /// the highest offset handed over per partition; ``handedOver(_:)`` records those at once.
+    /// the highest offset handed over per partition; ``handedOver(_:queuedBefore:)`` records those at once.
     struct BatchReader {
         fileprivate let context: ConsumerContext
         fileprivate let revocations: Int
@@ -360,28 +357,23 @@ final class ConsumerContext: RDKafkaClientContext, @unchecked Sendable {
     /// pause continues. If partitions were revoked while the batch was read (a rebalance callback
     /// runs inside a poll), nothing is recorded: those partitions then resume from their
     /// committed offsets, which can deliver a message twice (the inbox dedupes) but never skips one.
-    func handedOver(_ reader: BatchReader) {
+    ///
+    /// `queuedBefore` is how many messages librdkafka held fetched when the batch was taken. With
+    /// the batch's mean size it tells whether that queue was near `queued.max.messages.kbytes`
+    /// (or `queued.min.messages`). librdkafka 2.0.2 stops fetching there and does not look again
+    /// when the application empties the queue: its broker thread sleeps until something wakes it,
+    /// up to a second. So that is remembered, and once the queue is empty
+    /// ``restartFetchingIfStopped()`` wakes the fetch.
+    func handedOver(_ reader: BatchReader, queuedBefore: Int) {
         var offsets = reader.offsets
         let highest = offsets.result()
         guard !highest.isEmpty else { return }
+        let queuedBytes = Double(queuedBefore) * Double(reader.bytes) / Double(max(1, reader.messages))
+        let nearLimit = prefetchLimit.isNear(messages: queuedBefore, bytes: queuedBytes)
         state.withLock { s in
-            s.messageBytes = Double(reader.bytes) / Double(max(1, reader.messages))
+            if nearLimit { s.prefetchFull = true }
             guard s.revocations == reader.revocations else { return }
             for (tp, offset) in highest { s.delivered[tp] = max(s.delivered[tp] ?? -1, offset) }
-        }
-    }
-
-    /// Notes how many messages librdkafka holds fetched, when the poll thread is about to take
-    /// some; `sample` is the size of one of them, for when no batch has been taken yet.
-    ///
-    /// librdkafka 2.0.2 stops fetching when that queue reaches `queued.max.messages.kbytes` (or
-    /// `queued.min.messages`), and does not look again when the application empties it: its
-    /// broker thread sleeps until something else wakes it, up to a second. So a queue seen near
-    /// its limit is remembered, and once it is empty ``restartFetchingIfStopped()`` wakes the fetch.
-    func notePrefetch(queued: Int, sample: Int) {
-        state.withLock { s in
-            let bytes = Double(queued) * (s.messageBytes > 0 ? s.messageBytes : Double(sample))
-            if prefetchLimit.isNear(messages: queued, bytes: bytes) { s.prefetchFull = true }
         }
     }
 

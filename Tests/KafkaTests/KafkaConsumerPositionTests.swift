@@ -21,7 +21,7 @@ struct KafkaConsumerPositionTests {
         var reader = context.reader()
         for offset in 10...41 { reader.note(topic: "hr", partition: 0, offset: Int64(offset), bytes: 100) }
         reader.note(topic: "hr", partition: 1, offset: 7, bytes: 100)
-        context.handedOver(reader)
+        context.handedOver(reader, queuedBefore: 0)
         #expect(context.deliveredOffset(p0) == 41)
         #expect(context.deliveredOffset(p1) == 7)
     }
@@ -31,14 +31,14 @@ struct KafkaConsumerPositionTests {
         let context = context()
         var first = context.reader()
         first.note(topic: "hr", partition: 1, offset: 5, bytes: 100)
-        context.handedOver(first)
+        context.handedOver(first, queuedBefore: 0)
 
         var batch = context.reader()
         batch.note(topic: "hr", partition: 0, offset: 41, bytes: 100)
         batch.note(topic: "hr", partition: 1, offset: 7, bytes: 100)
         // The rebalance callback, run by librdkafka inside the drain, revokes partition 0.
         context.revoked([p0])
-        context.handedOver(batch)
+        context.handedOver(batch, queuedBefore: 0)
 
         #expect(context.deliveredOffset(p0) == nil, "revoked: its next owner starts from the committed offset")
         // Partition 1 stays assigned and keeps the position of the batch before: a resume repeats
