@@ -11,7 +11,6 @@ public final class KafkaProducer: Sendable {
     private let context: ProducerContext
     private let pollThread: RDKafkaPollThread
     private let logger: Logger
-    private let topics: TopicHandles
 
     public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
         let context = ProducerContext(logger: logger, statistics: RDKafkaStatistics(role: "producer"))
@@ -24,7 +23,6 @@ public final class KafkaProducer: Sendable {
         self.client = client
         self.context = context
         self.logger = logger
-        self.topics = TopicHandles(client: client)
         self.pollThread = RDKafkaPollThread(name: "kafka-producer-poll", iteration: {
             client.withHandle { rk in context.serveDeliveryReports(rk, timeoutMs: 100) }
         })
@@ -50,15 +48,12 @@ public final class KafkaProducer: Sendable {
         let collector = BatchCollector(messages: messages)
         let batchID = context.register(collector: collector)
         defer { context.unregister(batchID: batchID) }
-        var topic: (name: String, handle: OpaquePointer)?
         for (index, message) in messages.enumerated() {
-            // The topic's handle, looked up once per run of one topic.
-            if topic?.name != message.topic { topic = topics.handle(message.topic).map { (message.topic, $0) } }
             // The per-message opaque carries the batch and the index within it, so a delivery
             // report finds its result slot without a per-message table.
             let id = batchID << 32 | UInt(index)
             while true {
-                guard let err = enqueue(message, topic: topic?.handle, opaque: id) else { break }
+                guard let err = enqueue(message, opaque: id) else { break }
                 if err.code == .queueFull && pollThread.isRunning {
                     // librdkafka's local queue is full: wait for delivery reports to make room.
                     try? await Task.sleep(for: .milliseconds(2))
@@ -100,9 +95,7 @@ public final class KafkaProducer: Sendable {
         pollThread.requestStop()
     }
 
-    /// Enqueues one message. With `topic` (a handle for `message.topic`) librdkafka skips looking
-    /// the topic up by name, which takes its handle's write lock, once per message.
-    private func enqueue(_ message: KafkaProducerMessage, topic handle: OpaquePointer?, opaque: UInt) -> KafkaError? {
+    private func enqueue(_ message: KafkaProducerMessage, opaque: UInt) -> KafkaError? {
         client.withHandle { rk -> KafkaError? in
             let headers: OpaquePointer? = message.headers.isEmpty ? nil : rd_kafka_headers_new(message.headers.count)
             if let headers {
@@ -119,12 +112,7 @@ public final class KafkaProducer: Sendable {
                     withBytes(message.value) { valuePtr, valueCount in
                         var vus = VUList()
                         var vu = rd_kafka_vu_t()
-                        if let handle {
-                            vu.vtype = RD_KAFKA_VTYPE_RKT; vu.u.rkt = handle
-                        } else {
-                            vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic
-                        }
-                        vus.append(vu)
+                        vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
                         vu = rd_kafka_vu_t()
                         vu.vtype = RD_KAFKA_VTYPE_PARTITION; vu.u.i32 = message.partition ?? RD_KAFKA_PARTITION_UA; vus.append(vu)
                         vu = rd_kafka_vu_t()
@@ -151,31 +139,6 @@ public final class KafkaProducer: Sendable {
             if let headers { rd_kafka_headers_destroy(headers) }
             return KafkaError(consuming: error, context: "Could not enqueue a message for \(message.topic)")
         }
-    }
-}
-
-/// The producer's topic handles, one per topic it has sent to, kept until the producer goes.
-final class TopicHandles: Sendable {
-    private struct Handle: @unchecked Sendable { let pointer: OpaquePointer }
-    private let client: RDKafkaClient
-    private let handles = Mutex<[String: Handle]>([:])
-
-    init(client: RDKafkaClient) { self.client = client }
-
-    /// The handle for `name` (with the producer's topic settings), made on first use; nil if
-    /// librdkafka refuses it, and the message then goes by name (and reports the error).
-    func handle(_ name: String) -> OpaquePointer? {
-        handles.withLock { handles in
-            if let h = handles[name] { return h.pointer }
-            guard let rkt = client.withHandle({ rd_kafka_topic_new($0, name, nil) }) else { return nil }
-            handles[name] = Handle(pointer: rkt)
-            return rkt
-        }
-    }
-
-    deinit {
-        // Before the client (which this holds) destroys the librdkafka handle.
-        handles.withLock { for h in $0.values { rd_kafka_topic_destroy(h.pointer) } }
     }
 }
 
