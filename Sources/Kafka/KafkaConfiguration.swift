@@ -99,11 +99,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxBatchSize: Int = 500
     /// How much librdkafka fetches ahead of the application, in kilobytes
     /// (`queued.max.messages.kbytes`; the message count, `queued.min.messages`, is set to its
-    /// maximum so this is the one limit). Default: 8,192 (librdkafka's own is 65,536); with
+    /// maximum so this is the one limit). Default: 4,096 (librdkafka's own is 65,536); with
     /// ``maxBufferedMessages`` already waiting on this side, more only adds memory. When the
     /// application falls behind, the consumer first holds back and librdkafka keeps this much
     /// fetched; once that queue is taken, fetching starts again at once.
-    public var maxPrefetchKilobytes: Int = 8_192
+    public var maxPrefetchKilobytes: Int = 4_096
     /// The most data one fetch brings back (`fetch.max.bytes`). Default: 8 MiB (librdkafka's own
     /// is 50 MiB, held in memory while any message of it is); raised to `message.max.bytes` when
     /// that is set higher, which librdkafka requires. A `kafka.properties` value wins over both.
