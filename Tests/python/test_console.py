@@ -55,15 +55,15 @@ def emulator_users(stack):
         return json.loads(response.read())["users"]
 
 
-def wait_until(what, check, timeout=60, stack=None):
+def wait_until(stack, what, check, timeout=60):
+    """Waits for `check` to hold; if it does not in time, fails with the dev stack's last log lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.5)
-    logs = ("; the stack's last log lines:\n" + "\n".join(stack.errors[-40:])) if stack is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{logs}")
+    raise AssertionError(f"timed out waiting for {what}; the stack's last log lines:\n" + "\n".join(stack.errors[-40:]))
 
 
 def wait_for_text(driver, locator, text, timeout=20):
@@ -172,11 +172,11 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     wait_for_text(browser, (By.CSS_SELECTOR, "[role=status]"), "Replayed 1 dead letter(s).")
     shot(browser, "06-replayed")
     # The user is created first and given its groups right after: wait for the whole command.
-    user = wait_until("E666's Duo user with its groups", lambda: next(
+    user = wait_until(console, "E666's Duo user with its groups", lambda: next(
         (u for u in emulator_users(console) if u.get("email") == "e666@example.com" and len(u["groups"]) == 2), None))
     assert user["status"] == "active" and sorted(g["name"] for g in user["groups"]) == ["Engineering", "VPN"]
-    outcomes = wait_until("the replayed event's result",
-                          lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
+    outcomes = wait_until(console, "the replayed event's result",
+                                   lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
     assert outcomes == ["applied"]
 
     # Terminations beyond the guard's 2 an hour (the dev scenario's two used them) are held.
@@ -191,14 +191,14 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
         return int(match.group(1)) if match else None
 
     publish_termination("E104")
-    wait_until("E104's deprovision held", lambda: held_now() == 1)
+    wait_until(console, "E104's deprovision held", lambda: held_now() == 1)
     browser.get(console.console + "holds")
     assert "1 held deprovision(s)." in browser.page_source
     shot(browser, "07-holds")
     # Two more are held while the operator looks at the list of one.
     publish_termination("E105")
     publish_termination("E106")
-    wait_until("three deprovisions held", lambda: held_now() == 3)
+    wait_until(console, "three deprovisions held", lambda: held_now() == 3)
     # "Approve all 1" approves the one the operator saw; the confirmation says two more came since.
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve all 1']").click()
     wait_for_text(browser, (By.TAG_NAME, "h1"), "Confirm: approve 1")
@@ -218,8 +218,8 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve 2 held deprovision(s)']").click()
     wait_for_text(browser, (By.CSS_SELECTOR, "[role=status]"), "approved 2")
     for username in ("katherine", "margaret", "edsger"):
-        wait_until(f"{username} disabled in Duo",
-                   lambda: any(u["username"] == username and u["status"] == "disabled" for u in emulator_users(console)))
+        wait_until(console, f"{username} disabled in Duo",
+                            lambda: any(u["username"] == username and u["status"] == "disabled" for u in emulator_users(console)))
 
     # The helpdesk view: search by username, open the timeline.
     browser.get(console.console + "employees")
@@ -235,7 +235,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     # Findings: a dry-run audit from the console.
     browser.get(console.console + "findings")
     browser.find_element(By.XPATH, "//button[normalize-space()='Run a dry-run audit now']").click()
-    wait_until("the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1], stack=console)
+    wait_until(console, "the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1])
     shot(browser, "11-findings")
 
     # Every action is in the audit trail, and on the audit topic.
