@@ -35,8 +35,7 @@ extension DuoDirectory {
             repeat { id = Self.newID(prefix: "DU") } while s.users[id] != nil
             var user = DuoUser(userID: id, username: username, status: .active, created: Int(Date().timeIntervalSince1970))
             apply(fields, to: &user)
-            s.users[id] = user
-            s.userOrder.append(id)
+            s.put(user)
             return encode(journal(&s, "create_user", caller, userID: id).user)
         }
     }
@@ -52,7 +51,7 @@ extension DuoDirectory {
             }
             try checkAliasesFree(fields.aliases, except: id, s)
             apply(fields, to: &user)
-            s.users[id] = user
+            s.put(user)
             return encode(journal(&s, "modify_user", caller, userID: id).user)
         }
     }
@@ -60,8 +59,7 @@ extension DuoDirectory {
     func deleteUser(_ id: String, caller: Caller) -> Data {
         state.withLock { s in
             // Deleting a user that does not exist succeeds and changes nothing.
-            guard s.users.removeValue(forKey: id) != nil else { return encodeEmpty() }
-            s.userOrder.removeAll { $0 == id }
+            guard s.removeUser(id) != nil else { return encodeEmpty() }
             s.memberships[id] = nil
             _ = journal(&s, "delete_user", caller, userID: id)
             return encodeEmpty()
@@ -123,7 +121,10 @@ extension DuoDirectory {
         return try state.withLock { s throws(DuoEmulatorError) in
             guard ids.allSatisfy({ s.users[$0] != nil }) else { throw .invalidParameter("user_id_list", "unknown user id") }
             for id in ids {
-                s.users[id]?.status = restore ? .active : .pendingDeletion
+                if var user = s.users[id] {
+                    user.status = restore ? .active : .pendingDeletion
+                    s.put(user)
+                }
                 _ = journal(&s, restore ? "restore_from_trash" : "send_to_trash", caller, userID: id)
             }
             return encodeEmpty()

@@ -53,11 +53,7 @@ extension DuoDirectory {
 
     /// Usernames and aliases are unique, case-insensitively.
     func findByName(_ name: String, _ s: State) -> String? {
-        let lower = name.lowercased()
-        return s.userOrder.first { id in
-            guard let u = s.users[id] else { return false }
-            return u.username.lowercased() == lower || u.aliases.values.contains { $0.lowercased() == lower }
-        }
+        s.names[name.lowercased()]
     }
 
     func withGroups(_ user: DuoUser, _ s: State) -> DuoUser {

@@ -34,13 +34,43 @@ public struct DuoJournalEntry: Sendable, Codable, Hashable {
 /// goes through one lock; every operation is short and never suspends while holding it.
 public final class DuoDirectory: Sendable {
     struct State {
-        var users: [String: DuoUser] = [:]
-        var userOrder: [String] = []
+        /// Changed only through `put` and `removeUser`, which keep `userOrder` and `names` in step.
+        private(set) var users: [String: DuoUser] = [:]
+        private(set) var userOrder: [String] = []
         var groups: [String: DuoGroup] = [:]
         var groupOrder: [String] = []
         var memberships: [String: [String]] = [:]  // user id -> group ids, in the order added
         var journal: [DuoJournalEntry] = []
         var enrollments: [String: String] = [:]  // username -> email
+        /// Every username and alias, lower-cased, to its user's id. Names are unique
+        /// case-insensitively, and a lookup by name must not scan the directory: a create checks
+        /// its name, so scanning made a directory of n users cost n² to fill.
+        private(set) var names: [String: String] = [:]
+
+        /// Adds a user, or replaces the one with its id, keeping `userOrder` and `names` in step.
+        mutating func put(_ user: DuoUser) {
+            if let old = users[user.userID] { unindex(old) } else { userOrder.append(user.userID) }
+            users[user.userID] = user
+            for name in [user.username] + user.aliases.values {
+                let key = name.lowercased()
+                if names[key] == nil { names[key] = user.userID }
+            }
+        }
+
+        /// Removes a user and its names; nil if there was none with that id.
+        mutating func removeUser(_ id: String) -> DuoUser? {
+            guard let old = users.removeValue(forKey: id) else { return nil }
+            unindex(old)
+            userOrder.removeAll { $0 == id }
+            return old
+        }
+
+        private mutating func unindex(_ user: DuoUser) {
+            for name in [user.username] + user.aliases.values {
+                let key = name.lowercased()
+                if names[key] == user.userID { names[key] = nil }
+            }
+        }
     }
     let state = Mutex(State())
 
@@ -71,8 +101,7 @@ public final class DuoDirectory: Sendable {
             s = State()
             for var u in snapshot.users {
                 u.groups = []
-                s.users[u.userID] = u
-                s.userOrder.append(u.userID)
+                s.put(u)
             }
             for g in snapshot.groups {
                 s.groups[g.groupID] = g
@@ -127,8 +156,7 @@ public final class DuoDirectory: Sendable {
                 u.phones = (seed.phones ?? []).map { DuoPhone(phoneID: Self.newID(prefix: "DP"), number: $0) }
                 u.isEnrolled = seed.isEnrolled ?? !u.phones.isEmpty
                 u.lastLogin = seed.lastLogin
-                s.users[id] = u
-                s.userOrder.append(id)
+                s.put(u)
                 s.memberships[id] = (seed.groups ?? []).map(group)
                 createdUsers += 1
             }

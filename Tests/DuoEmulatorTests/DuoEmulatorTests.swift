@@ -164,6 +164,38 @@ struct DuoEmulatorSemanticsTests {
         await emulator.stop()
     }
 
+    @Test("A name is free again once its user is renamed, drops the alias or is deleted, and the new names are taken")
+    func namesFollowRenamesAndDeletes() async throws {
+        let (emulator, duo) = try await startEmulator()
+        func create(_ json: String) async throws -> RawDuo.Reply { try await duo.send(.POST, "/admin/v1/users", json: json) }
+        func userID(_ reply: RawDuo.Reply) throws -> String { try #require((reply.json["response"] as? [String: Any])?["user_id"] as? String) }
+        let first = try userID(try await create(#"{"username":"ada","alias1":"ada.l"}"#))
+
+        // A rename and a dropped alias free the old names and take the new ones, whatever their case.
+        #expect(try await duo.send(.POST, "/admin/v1/users/\(first)", json: #"{"username":"Ada.Lovelace","alias1":"","alias2":"AL"}"#).status == 200)
+        #expect(try await create(#"{"username":"ADA.LOVELACE"}"#).status == 400, "the new username is taken")
+        #expect(try await create(#"{"username":"al"}"#).status == 400, "the new alias is taken")
+        let second = try userID(try await create(#"{"username":"ADA","alias1":"Ada.L"}"#))
+        #expect(emulator.directory.user(username: "ada")?.userID == second, "the old username now names the new user")
+        #expect(emulator.directory.user(username: "ada.lovelace")?.userID == first)
+
+        // A user that takes another's old name cannot then be given a name in use.
+        let clash = try await duo.send(.POST, "/admin/v1/users/\(second)", json: #"{"username":"ada.lovelace"}"#)
+        #expect(clash.status == 400 && clash.json["code"] as? Int == 40002)
+        #expect(emulator.directory.user(username: "ada")?.userID == second, "a refused rename changes nothing")
+
+        // Deleting frees the username and every alias; sending to the Trash keeps them.
+        let trashed = try await duo.send(.POST, "/admin/v1/users/bulk_send_to_trash", form: [.init("user_id_list", "[\"\(first)\"]")])
+        #expect(trashed.status == 200)
+        #expect(try await create(#"{"username":"Ada.Lovelace"}"#).status == 400, "a user in the Trash keeps its name")
+        #expect(try await duo.send(.DELETE, "/admin/v1/users/\(first)").status == 200)
+        #expect(emulator.directory.user(username: "al") == nil && emulator.directory.user(username: "ada.lovelace") == nil)
+        let third = try userID(try await create(#"{"username":"al","alias1":"ada.lovelace"}"#))
+        #expect(emulator.directory.user(username: "Ada.Lovelace")?.userID == third)
+        #expect(emulator.directory.allUsers.map(\.userID) == [second, third], "users keep their creation order")
+        await emulator.stop()
+    }
+
     @Test("The journal shows every state change in order, with timestamps and the resulting state")
     func journal() async throws {
         let (emulator, duo) = try await startEmulator()
