@@ -115,7 +115,8 @@ public final class DuoDirectory: Sendable {
 
     /// Every journal entry after `sequence`.
     public func journal(after sequence: Int = 0) -> [DuoJournalEntry] {
-        state.withLock { s in Array(s.journal.drop { $0.sequence <= sequence }) }
+        // An entry's sequence is its position from 1, so the entries after it start at that index.
+        state.withLock { s in Array(s.journal.dropFirst(max(0, sequence))) }
     }
 
     /// A user with its groups, by id.

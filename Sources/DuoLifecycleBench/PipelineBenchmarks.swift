@@ -134,7 +134,10 @@ struct PipelineBenchmarks {
         try await env.publish(terminations)
         let disabledAt = try await waitForLockouts(env, leavers: Set((0..<50).map { "leaver\($0)" }), after: 0)
         guard let lastDisable = disabledAt.values.max() else { throw BenchError("No leaver was disabled") }
-        let hiresDone = env.emulator.directory.journal().filter { $0.operation == "create_user" && $0.timestampMs <= lastDisable }.count
+        // The 5,000 hires' creations before the last lockout (the leavers' own creations excluded).
+        let hiresDone = env.emulator.directory.journal().filter {
+            $0.operation == "create_user" && $0.timestampMs <= lastDisable && !($0.user?.username.hasPrefix("leaver") ?? false)
+        }.count
         let latencies = disabledAt.values.map { Double($0) - published.timeIntervalSince1970 * 1000 }.sorted()
         // The first lockout shows what comes before Duo's rate (consume, ingest, claim); the
         // rest are spaced by that rate (50 disables at 100 req/s: 490 ms from first to last).
@@ -203,8 +206,11 @@ struct PipelineBenchmarks {
     func waitForLockouts(_ env: BenchEnvironment, leavers: Set<String>, after: Int) async throws -> [String: Int64] {
         let deadline = ContinuousClock.now + .seconds(300)
         var disabledAt: [String: Int64] = [:]
+        var seen = after  // Each poll reads only the entries it has not read yet.
         while disabledAt.count < leavers.count && ContinuousClock.now < deadline {
-            for entry in env.emulator.directory.journal(after: after) where entry.operation == "modify_user" {
+            for entry in env.emulator.directory.journal(after: seen) {
+                seen = entry.sequence
+                guard entry.operation == "modify_user" else { continue }
                 if let u = entry.user, leavers.contains(u.username), u.status == .disabled, disabledAt[u.username] == nil { disabledAt[u.username] = entry.timestampMs }
             }
             try await Task.sleep(for: .milliseconds(20))
