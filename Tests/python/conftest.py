@@ -40,7 +40,8 @@ def _drain(stream, into):
 def dev_stack():
     assert os.access(BINARY, os.X_OK), f"build first: {BINARY} is missing"
     directory = tempfile.mkdtemp(prefix="dev-stack-")
-    process = subprocess.Popen([BINARY, "dev", "--keep-running", "--store-dir", os.path.join(directory, "store")],
+    # Warnings too (dev's default is errors only): a timed-out wait prints the last log lines.
+    process = subprocess.Popen([BINARY, "dev", "--keep-running", "--log-level", "warning", "--store-dir", os.path.join(directory, "store")],
                                cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     lines, errors = [], []
     # Read both streams all along: a full pipe would stop the stack.

@@ -55,15 +55,22 @@ def emulator_users(stack):
         return json.loads(response.read())["users"]
 
 
-def wait_until(stack, what, check, timeout=60):
-    """Waits for `check` to hold; if it does not in time, fails with the dev stack's last log lines."""
+def wait_until(stack, what, check, timeout=60, driver=None):
+    """Waits for `check` to hold; if it does not in time, fails with the dev stack's last log
+    lines and, given the browser, the text of the page it was on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; the stack's last log lines:\n" + "\n".join(stack.errors[-40:]))
+    page = ""
+    if driver is not None:
+        try:
+            page = f"\nthe page ({driver.current_url}):\n" + driver.find_element(By.TAG_NAME, "main").text
+        except WebDriverException as error:
+            page = f"\nthe page could not be read: {error}"
+    raise AssertionError(f"timed out waiting for {what}; the stack's last log lines:\n" + "\n".join(stack.errors[-40:]) + page)
 
 
 def wait_for_text(driver, locator, text, timeout=20):
@@ -235,7 +242,8 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     # Findings: a dry-run audit from the console.
     browser.get(console.console + "findings")
     browser.find_element(By.XPATH, "//button[normalize-space()='Run a dry-run audit now']").click()
-    wait_until(console, "the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1])
+    wait_until(console, "the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1],
+               driver=browser)
     shot(browser, "11-findings")
 
     # Every action is in the audit trail, and on the audit topic.
