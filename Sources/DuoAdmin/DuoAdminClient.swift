@@ -68,6 +68,8 @@ public final class DuoAdminClient: Sendable {
     public let configuration: DuoAdminConfiguration
     private let http: HTTPClient
     private let ownsHTTPClient: Bool
+    /// Set once the owned HTTP client's shutdown has begun (by `shutdown()` or `deinit`).
+    private let httpShutDown = Mutex(false)
     private let limiter: DuoRequestLimiter
     private let sleeper: DuoSleeper
     private let logger: Logger
@@ -108,7 +110,22 @@ public final class DuoAdminClient: Sendable {
 
     /// Closes the client's connections. Call it once you are done.
     public func shutdown() async throws {
-        if ownsHTTPClient { try await http.shutdown() }
+        guard beginHTTPShutdown() else { return }
+        try await http.shutdown()
+    }
+
+    /// A client released without `shutdown()` (say, on an error path that skipped it) closes its
+    /// own HTTP client in the background. Otherwise its connections would stay open until they
+    /// idle out, and AsyncHTTPClient traps in a debug build, taking the whole process down.
+    deinit {
+        guard beginHTTPShutdown() else { return }
+        logger.debug("Duo Admin API client released without shutdown(); closing its connections")
+        http.shutdown(queue: .global()) { _ in }
+    }
+
+    /// True the first time, for a client that owns its HTTP client.
+    private func beginHTTPShutdown() -> Bool {
+        ownsHTTPClient && httpShutDown.withLock { done in defer { done = true }; return !done }
     }
 
     // MARK: - Calls

@@ -105,6 +105,38 @@ struct DuoClientEmulatorTests {
         await fx.stop()
     }
 
+    @Test("A client released without shutdown() closes its own connections; AsyncHTTPClient trapped on it in a debug build")
+    func releasedClientClosesItsConnections() async throws {
+        let fx = try await EmulatorFixture.start()
+        let port = try #require(URLComponents(string: fx.url)?.port)
+        do {
+            // As on an error path that skips shutdown(): the client goes out of scope with a connection open.
+            let client = fx.client()
+            _ = try await client.listUsers()
+            withExtendedLifetime(client) { #expect(Self.establishedConnections(toPort: port) > 0) }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while Self.establishedConnections(toPort: port) > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(Self.establishedConnections(toPort: port) == 0, "closed at once, not left to idle out after 60 s")
+        await fx.stop()
+    }
+
+    /// Established TCP connections whose remote end is this port on the machine (Linux's /proc/net/tcp).
+    static func establishedConnections(toPort port: Int) -> Int {
+        ["/proc/net/tcp", "/proc/net/tcp6"].reduce(0) { count, path in
+            // Read to the end: procfs files report no size, and a single read gets one page of sockets.
+            let data = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).readToEnd()) ?? nil
+            let lines = String(decoding: data ?? Data(), as: UTF8.self).split(separator: "\n").dropFirst()
+            return count + lines.filter { line in
+                let fields = line.split(separator: " ")
+                guard fields.count > 3, let remote = fields[2].split(separator: ":").last else { return false }
+                return Int(remote, radix: 16) == port && fields[3] == "01"
+            }.count
+        }
+    }
+
     @Test("429 to the first three calls: the fourth succeeds, after waits of 1, 2 and 4 s plus jitter")
     func retriesOn429() async throws {
         let fx = try await EmulatorFixture.start()
