@@ -202,6 +202,9 @@ struct ReconcileTests {
         // HR's events carry sequence numbers and HR's own clock (ce_time 2026-11-02).
         try await h.publish([WorkerHarness.event("hired", "F1", seq: 1, roles: ["sales"])])
         try await h.waitUntil("F1 hired") { h.emulator.directory.user(username: "f1")?.groups.isEmpty == false }
+        // Its result too: until the hire's command is done, the audit leaves F1 alone (a change
+        // under way is not drift), and on a loaded machine it can finish after Duo shows the groups.
+        #expect(try await h.results(count: 1).map(\.outcome) == ["applied"])
         // A Duo admin removes F1 from Sales; an audit's fix puts it back through the bus.
         let admin = DuoAdminClient(configuration: h.workerConfiguration.duo, logger: h.logger)
         let user = try #require(h.emulator.directory.user(username: "f1"))
