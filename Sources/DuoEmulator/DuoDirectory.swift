@@ -51,10 +51,7 @@ public final class DuoDirectory: Sendable {
         mutating func put(_ user: DuoUser) {
             if let old = users[user.userID] { unindex(old) } else { userOrder.append(user.userID) }
             users[user.userID] = user
-            for name in [user.username] + user.aliases.values {
-                let key = name.lowercased()
-                if names[key] == nil { names[key] = user.userID }
-            }
+            for key in Self.nameKeys(user) where names[key] == nil { names[key] = user.userID }
         }
 
         /// Removes a user and its names; nil if there was none with that id.
@@ -66,10 +63,12 @@ public final class DuoDirectory: Sendable {
         }
 
         private mutating func unindex(_ user: DuoUser) {
-            for name in [user.username] + user.aliases.values {
-                let key = name.lowercased()
-                if names[key] == user.userID { names[key] = nil }
-            }
+            for key in Self.nameKeys(user) where names[key] == user.userID { names[key] = nil }
+        }
+
+        /// The keys of `names` a user holds: its username and aliases, lower-cased.
+        private static func nameKeys(_ user: DuoUser) -> [String] {
+            ([user.username] + user.aliases.values).map { $0.lowercased() }
         }
     }
     let state = Mutex(State())

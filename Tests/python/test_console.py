@@ -183,7 +183,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
         (u for u in emulator_users(console) if u.get("email") == "e666@example.com" and len(u["groups"]) == 2), None))
     assert user["status"] == "active" and sorted(g["name"] for g in user["groups"]) == ["Engineering", "VPN"]
     outcomes = wait_until(console, "the replayed event's result",
-                                   lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
+                          lambda: [r["outcome"] for r in results(console) if r["source_event"]["id"] == "dev-bad"][1:] or None)
     assert outcomes == ["applied"]
 
     # Terminations beyond the guard's 2 an hour (the dev scenario's two used them) are held.
