@@ -81,6 +81,13 @@ def wait_for_text(driver, locator, text, timeout=20):
         EC.text_to_be_present_in_element(locator, text))
 
 
+def submit(driver, button, timeout=20):
+    """Clicks a form's button and waits until its page is gone. The form is sent only once the
+    click's navigation starts, and a page loaded or a link clicked before that cancels it."""
+    button.click()
+    WebDriverWait(driver, timeout).until(EC.staleness_of(button))
+
+
 def results(stack):
     out = subprocess.run(["kcat", "-C", "-b", stack.bootstrap, "-t", "duo.provisioning.results.v1", "-e", "-q"],
                          capture_output=True, text=True, timeout=60)
@@ -159,7 +166,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     browser.find_element(By.LINK_TEXT, "Dead letters").click()
     wait_for_text(browser, (By.TAG_NAME, "h1"), "Dead letters")
     Select(browser.find_element(By.ID, "reason")).select_by_value("validation")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
     shot(browser, "03-dead-letters")
     browser.find_element(By.LINK_TEXT, "dev-bad").click()
     wait_for_text(browser, (By.TAG_NAME, "h1"), "Dead letter dev-bad")
@@ -231,7 +238,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
     # The helpdesk view: search by username, open the timeline.
     browser.get(console.console + "employees")
     browser.find_element(By.ID, "q").send_keys("katherine")
-    browser.find_element(By.CSS_SELECTOR, "form[role=search] button[type=submit]").click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "form[role=search] button[type=submit]"))
     browser.find_element(By.LINK_TEXT, "E104").click()
     wait_for_text(browser, (By.TAG_NAME, "h1"), "Employee E104")
     timeline = browser.find_element(By.ID, "timeline-h").find_element(By.XPATH, "..").text
@@ -241,7 +248,7 @@ def test_an_operator_fixes_and_replays_the_malformed_event_and_approves_a_held_d
 
     # Findings: a dry-run audit from the console.
     browser.get(console.console + "findings")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Run a dry-run audit now']").click()
+    submit(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Run a dry-run audit now']"))
     wait_until(console, "the audit's findings", lambda: (browser.get(console.console + "findings"), "Duo user(s) against" in browser.page_source)[1],
                driver=browser)
     shot(browser, "11-findings")
