@@ -56,7 +56,7 @@ public struct CommandApplier: Sendable {
     public func apply(_ command: ProvisioningCommand, known: KnownIdentity, directory: some DuoDirectoryPort, ledger: some IdentityLedger,
                       now: Date = Date()) async -> Result<ApplyOutcome, ApplyFailure> {
         var done: [DuoOperationKind] = []
-        var userID = known.userIDs.first
+        let userID = known.userIDs.first
         // Lockout first: a leaver whose Duo user is known is disabled with the command's first
         // call, before any read, so the lockout never waits for one. The rest of the command
         // (reading Duo, profile and group changes, other linked users, trash or deletion) follows
