@@ -200,7 +200,10 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             "TestSupport",
         ]),
-        .testTarget(name: "ConsoleTests", dependencies: ["LifecycleConsole", "LifecycleWorker"]),
+        .testTarget(name: "ConsoleTests", dependencies: [
+            "LifecycleConsole", "LifecycleWorker", "LifecycleStore", "DuoAdmin",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .testTarget(name: "IngressTests", dependencies: [
             "LifecycleIngress", "LifecycleWorker", "LifecycleTools", "Kafka",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -519,7 +519,9 @@ extension ConsoleServer {
     func runAudit(_ p: Principal) async throws -> Response {
         let latest = runtime.latestReconcile
         if latest.begin() {
-            try await audit(p, action: "reconcile.dry_run", target: "duo", detail: "started from the console")
+            // A run that cannot be recorded does not start, and must not stay marked as running:
+            // that would hide the button until the process restarts.
+            do { try await audit(p, action: "reconcile.dry_run", target: "duo", detail: "started from the console") } catch { latest.end(); throw error }
             let reconciler = DirectoryReconciler(configuration: runtime.configuration, store: runtime.store, client: runtime.client, logger: logger)
             let logger = self.logger
             Task {
