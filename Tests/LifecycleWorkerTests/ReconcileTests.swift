@@ -163,11 +163,15 @@ struct ReconcileTests {
         let admin = DuoAdminClient(configuration: h.workerConfiguration.duo, logger: h.logger)
         var fields = DuoUserFields()
         fields.status = .active
-        _ = try await admin.modifyUser(id: userID, fields)
+        let reenabled = try await admin.modifyUser(id: userID, fields)
         try await admin.shutdown()
-        #expect(h.emulator.directory.user(id: userID)?.status == .active)
+        // The reconciliation runs every second and may lock S1 out again before Duo is read here:
+        // the re-enable is checked in Duo's answer and its journal, not in the state that follows.
+        #expect(reenabled.status == .active)
+        let reenable = try #require(h.emulator.directory.journal().last { $0.userID == userID && $0.user?.status == .active }).sequence
         try await h.waitUntil("the scheduled reconciliation locks S1 out again", timeout: .seconds(60)) {
             h.emulator.directory.user(id: userID)?.status == .disabled
+                && h.emulator.directory.journal(after: reenable).contains { $0.userID == userID && $0.user?.status == .disabled }
         }
         let reports = try await h.read(topic: h.workerConfiguration.reconcile.reportTopic, count: 1, timeout: .seconds(30))
         let report = try #require(reports.first.flatMap { $0.value }.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] })
